@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make demo   - the main job end to end on the embedded demo corpus
+#   make test   - the test suite (what CI runs)
+# Both create the virtual environment .venv on first use and reuse it afterwards.
+#
+# TORCH_SPEC picks the PyTorch build: the default pin installs the CPU wheel quickly where
+# it is cached; GPU users can pass e.g. TORCH_SPEC="torch" or install their CUDA build first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+DATA ?= data/demo-corpus
+ACTORS ?= 91
+JOBS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup demo data manifest test clean-outputs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(DATA)/demo_corpus.json: | setup
+	$(PY) -m ser_utils demo-data --out $(DATA) --actors $(ACTORS) $(if $(JOBS),--jobs $(JOBS))
+
+data: $(DATA)/demo_corpus.json
+
+manifest: data
+	$(PY) -m ser_utils manifest --data $(DATA) --out outputs/manifest.csv
+
+demo: setup data manifest
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-outputs:
+	rm -rf outputs/features outputs/runs outputs/figures outputs/report outputs/results.csv outputs/manifest.csv

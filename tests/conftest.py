@@ -1,0 +1,43 @@
+"""Shared fixtures: fake CREMA-D folders (names only) and the real metadata when present."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from ser_utils import config
+
+# ../shared/crema-d holds real CREMA-D metadata on the development machines and in CI;
+# a user's clone lacks it and the tests that need it are skipped.
+SHARED_CREMA_D = config.REPO_ROOT.parent / "shared" / "crema-d"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def real_clip_names() -> list[str]:
+    """The 7,442 released CREMA-D names, from the shared summaryTable.csv."""
+    table = SHARED_CREMA_D / "summaryTable.csv"
+    if not table.is_file():
+        pytest.skip(f"{table} not present (real CREMA-D metadata is only on the development machines)")
+    with open(table, newline="") as handle:
+        return [row["FileName"] + ".wav" for row in csv.DictReader(handle)]
+
+
+def make_name_folder(folder: Path, names: list[str], content: bytes = b"") -> Path:
+    """A folder of empty files with the given names: enough for manifest and split tests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_names_root(tmp_path_factory) -> Path:
+    """A CREMA-D-like root: AudioWAV/ with the 7,442 real names and the real demographics."""
+    root = tmp_path_factory.mktemp("crema-d")
+    make_name_folder(root / "AudioWAV", real_clip_names())
+    (root / "VideoDemographics.csv").write_bytes((SHARED_CREMA_D / "VideoDemographics.csv").read_bytes())
+    return root
