@@ -30,3 +30,257 @@ def corpus_banner(fig: "matplotlib.figure.Figure", synthetic: bool) -> None:
     if synthetic:
         fig.text(0.99, 0.005, SYNTHETIC_LABEL, ha="right", va="bottom", fontsize=8,
                  color="crimson", alpha=0.9)
+
+
+# ------------------------------------------------------------------ 01 data tour
+def _emotion_palette() -> dict[str, tuple]:
+    import seaborn as sns
+
+    return dict(zip(config.EMOTIONS, sns.color_palette("deep", len(config.EMOTIONS))))
+
+
+def corpus_overview(clips, durations=None):
+    """Clips per emotion, level, sentence and sex, and (given) the duration distribution."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    panels = [("emotion", list(config.EMOTIONS)), ("intensity", list(config.LEVELS)),
+              ("sentence", list(config.SENTENCES))]
+    if "sex" in clips:
+        panels.append(("sex", sorted(clips["sex"].dropna().unique())))
+    n = len(panels) + (durations is not None)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), constrained_layout=True)
+    for ax, (column, order) in zip(axes, panels):
+        sns.countplot(data=clips, x=column, order=order, ax=ax, color="steelblue")
+        ax.set_title(f"clips per {column}")
+        ax.tick_params(axis="x", rotation=90 if column == "sentence" else 0)
+        ax.set_xlabel("")
+    if durations is not None:
+        ax = axes[-1]
+        sns.histplot(durations, bins=40, ax=ax, color="slategray")
+        ax.axvline(float(durations.median()), color="crimson", ls="--", label=f"median {durations.median():.2f} s")
+        ax.set_title("duration (s)")
+        ax.legend()
+    return fig
+
+
+def waveforms_per_emotion(signals: dict, sample_rate: int = config.SAMPLE_RATE, title: str = ""):
+    """Figure 1: one waveform per emotion (``signals`` maps emotion code -> 1-D array)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    palette = _emotion_palette()
+    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 1.5 * len(signals)), sharex=True, constrained_layout=True)
+    for ax, (emotion, signal) in zip(np.atleast_1d(axes), signals.items()):
+        t = np.arange(len(signal)) / sample_rate
+        ax.plot(t, signal, lw=0.6, color=palette.get(emotion, "k"))
+        ax.set_ylabel(config.EMOTION_NAMES.get(emotion, emotion), rotation=0, ha="right", va="center")
+        ax.set_yticks([])
+    np.atleast_1d(axes)[-1].set_xlabel("time (s)")
+    fig.suptitle(title or "Figure 1: one waveform per emotion")
+    return fig
+
+
+def waveform_and_mel(signal, sample_rate: int = config.SAMPLE_RATE, title: str = ""):
+    """A clip's waveform above its mel spectrogram (the data explorer's view)."""
+    import librosa
+    import librosa.display
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True, constrained_layout=True)
+    t = np.arange(len(signal)) / sample_rate
+    ax1.plot(t, signal, lw=0.6)
+    ax1.set_ylabel("amplitude")
+    mel = librosa.feature.melspectrogram(y=signal, sr=sample_rate, n_fft=1024, hop_length=256, n_mels=64,
+                                         fmax=sample_rate / 2)
+    librosa.display.specshow(librosa.power_to_db(mel, ref=np.max), sr=sample_rate, hop_length=256,
+                             x_axis="time", y_axis="mel", fmax=sample_rate / 2, ax=ax2)
+    ax2.set_xlabel("time (s)")
+    fig.suptitle(title)
+    return fig
+
+
+# -------------------------------------------------------------- 02 preprocessing
+def preprocessing_steps(raw, raw_sr: int, resampled, speech_start: int, speech_end: int, normalised,
+                        sample_rate: int = config.SAMPLE_RATE, title: str = ""):
+    """Each preprocessing step before and after: raw, 16 kHz mono with the VAD speech region
+    shaded, and the trimmed, z-scored result."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    raw = np.asarray(raw)
+    fig, axes = plt.subplots(3, 1, figsize=(10, 6), constrained_layout=True)
+    t_raw = np.arange(raw.shape[0]) / raw_sr
+    if raw.ndim == 2:
+        for ch in range(raw.shape[1]):
+            axes[0].plot(t_raw, raw[:, ch], lw=0.5, alpha=0.7, label=f"channel {ch}")
+        axes[0].legend(loc="upper right")
+    else:
+        axes[0].plot(t_raw, raw, lw=0.5)
+    axes[0].set_title(f"1. as read: {raw_sr} Hz, {1 if raw.ndim == 1 else raw.shape[1]} channel(s)")
+    t = np.arange(len(resampled)) / sample_rate
+    axes[1].plot(t, resampled, lw=0.5)
+    axes[1].axvspan(speech_start / sample_rate, speech_end / sample_rate, color="orange", alpha=0.25,
+                    label="speech kept by VAD")
+    axes[1].legend(loc="upper right")
+    axes[1].set_title(f"2. mono, {sample_rate} Hz; shaded: the speech region the VAD keeps")
+    axes[2].plot(np.arange(len(normalised)) / sample_rate, normalised, lw=0.5, color="seagreen")
+    axes[2].set_title(f"3. trimmed and z-scored (mean {np.mean(normalised):.2f}, std {np.std(normalised):.2f})")
+    axes[2].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def vad_removed(before_s, after_s):
+    """How much audio the VAD removed across the corpus (seconds and share per clip)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    before_s, after_s = np.asarray(before_s, float), np.asarray(after_s, float)
+    removed = before_s - after_s
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), constrained_layout=True)
+    sns.histplot(removed, bins=40, ax=axes[0], color="slategray")
+    axes[0].set_title(f"removed per clip (s): total {removed.sum() / 60:.1f} min")
+    sns.histplot(100 * removed / np.maximum(before_s, 1e-9), bins=40, ax=axes[1], color="indianred")
+    axes[1].set_title(f"removed share of each clip (%): median {np.median(100 * removed / np.maximum(before_s, 1e-9)):.0f}%")
+    return fig
+
+
+# ---------------------------------------------------------- 03 feature extraction
+FEATURE_1D_ROWS = (["ZCR"] + [f"chroma {n}" for n in ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")]
+                   + [f"MFCC {i}" for i in range(1, 14)] + ["RMS"])
+
+
+def features_1d_per_emotion(examples: dict, title: str = ""):
+    """Figure 2: the 27 x 301 1D features of one clip per emotion, rows labelled.
+
+    Each row is scaled to [0, 1] within the clip for display (the rows have different units).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    for ax, (emotion, feats) in zip(axes.flat, examples.items()):
+        feats = np.asarray(feats, float)
+        lo, hi = feats.min(axis=1, keepdims=True), feats.max(axis=1, keepdims=True)
+        im = ax.imshow((feats - lo) / np.maximum(hi - lo, 1e-12), aspect="auto", origin="upper",
+                       interpolation="nearest", cmap="magma")
+        ax.set_yticks(range(len(FEATURE_1D_ROWS)), FEATURE_1D_ROWS, fontsize=6)
+        ax.set_title(config.EMOTION_NAMES.get(emotion, emotion))
+        ax.set_xlabel("frame (10 ms hop)")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="row-scaled value")
+    fig.suptitle(title or "Figure 2: 1D features [27 x 301] per emotion")
+    return fig
+
+
+def mel_per_emotion(examples: dict, title: str = ""):
+    """Figure 3: the 64 x 64 log-mel image of one clip per emotion."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(examples), figsize=(2.6 * len(examples), 3), constrained_layout=True)
+    for ax, (emotion, image) in zip(np.atleast_1d(axes), examples.items()):
+        im = ax.imshow(np.asarray(image).squeeze(), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+        ax.set_title(config.EMOTION_NAMES.get(emotion, emotion))
+        ax.set_xlabel("time (resized)")
+    np.atleast_1d(axes)[0].set_ylabel("mel band")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    fig.suptitle(title or "Figure 3: 64 x 64 log-mel per emotion")
+    return fig
+
+
+# ------------------------------------------------------------------- 04-07 models
+def architecture(layers, title: str = ""):
+    """Figures 4-6: a model drawn as a column of blocks from its layer table.
+
+    ``layers`` is the DataFrame of :func:`ser_utils.models.layer_table` (layer, type,
+    output_shape, parameters). Leaves of the same parent module (one conv block: Conv ->
+    GroupNorm -> activation -> MaxPool -> Dropout) become one box labelled with their types,
+    the block's output shape and its parameters.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    blocks = _group_layers(layers)
+    fig, ax = plt.subplots(figsize=(10, 0.62 * len(blocks) + 1.2))
+    ax.set_xlim(0, 12)
+    ax.set_ylim(-len(blocks) + 0.3, 1.2)
+    ax.axis("off")
+    for i, (name, types, shape, params) in enumerate(blocks):
+        y = -i
+        ax.add_patch(FancyBboxPatch((0.2, y - 0.36), 6.6, 0.68, boxstyle="round,pad=0.04",
+                                    fc=_block_colour(types), ec="0.3"))
+        ax.text(3.5, y + 0.1, types, ha="center", va="center", fontsize=7.5)
+        ax.text(3.5, y - 0.2, name, ha="center", va="center", fontsize=6.5, color="0.35")
+        ax.text(7.1, y, str(shape), ha="left", va="center", fontsize=8, family="monospace")
+        ax.text(11.9, y, f"{int(params):,}" if params else "-", ha="right", va="center", fontsize=8)
+    ax.text(7.1, 0.75, "output shape", fontsize=8, weight="bold")
+    ax.text(11.9, 0.75, "parameters", fontsize=8, weight="bold", ha="right")
+    ax.set_title(title)
+    return fig
+
+
+def _group_layers(layers) -> list[tuple[str, str, object, int]]:
+    """Consecutive leaves sharing a parent module -> (parent, 'Conv1d -> GroupNorm ...', shape, params)."""
+    blocks: list[list] = []
+    for row in layers.itertuples(index=False):
+        parent = row.layer.rsplit(".", 1)[0] if "." in row.layer else row.layer
+        if blocks and blocks[-1][0] == parent:
+            blocks[-1][1].append(row.type)
+            blocks[-1][2] = row.output_shape
+            blocks[-1][3] += int(row.parameters)
+        else:
+            blocks.append([parent, [row.type], row.output_shape, int(row.parameters)])
+    return [(p, " -> ".join(t), s, n) for p, t, s, n in blocks]
+
+
+def _block_colour(name: str) -> str:
+    lowered = name.lower()
+    for key, colour in (("conv", "#aec7e8"), ("norm", "#ffbb78"), ("pool", "#98df8a"), ("drop", "#dddddd"),
+                        ("linear", "#ff9896"), ("relu", "#c5b0d5"), ("silu", "#c5b0d5"), ("elu", "#c5b0d5"),
+                        ("concat", "#f7b6d2")):
+        if key in lowered:
+            return colour
+    return "#f0f0f0"
+
+
+def learning_curves(history, best_epoch: int | None = None, title: str = ""):
+    """Loss and accuracy per epoch, training and validation, with the best checkpoint marked."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    ax1.plot(history["epoch"], history["train_loss"], label="train")
+    ax1.plot(history["epoch"], history["val_loss"], label="validation")
+    ax1.set_title("cross-entropy loss")
+    ax2.plot(history["epoch"], history["train_acc"], label="train")
+    ax2.plot(history["epoch"], history["val_acc"], label="validation")
+    ax2.set_title("accuracy")
+    for ax in (ax1, ax2):
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="0.4", ls=":", label=f"best (epoch {best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def confusion_matrix(confusion, title: str = "", normalize: bool = True, ax=None):
+    """A confusion matrix (rows true, columns predicted); row-normalised when ``normalize``."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    matrix = confusion.astype(float)
+    if normalize:
+        matrix = matrix.div(matrix.sum(axis=1).where(lambda s: s > 0, 1), axis=0)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.4), constrained_layout=True)
+    sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", cbar=False, ax=ax,
+                vmin=0, vmax=1 if normalize else None, square=True)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title + (" (row-normalised)" if normalize else " (counts)"))
+    return fig if fig is not None else ax.figure

@@ -41,3 +41,29 @@ def real_names_root(tmp_path_factory) -> Path:
     make_name_folder(root / "AudioWAV", real_clip_names())
     (root / "VideoDemographics.csv").write_bytes((SHARED_CREMA_D / "VideoDemographics.csv").read_bytes())
     return root
+
+
+TINY_ACTORS = 3  # 246 clips: the smallest corpus every split and notebook accepts
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A 3-actor demo corpus (real synthetic speech), generated once per test session."""
+    from ser_utils import demo_corpus
+
+    root = tmp_path_factory.mktemp("tiny-corpus")
+    demo_corpus.generate(root, n_actors=TINY_ACTORS, seed=42, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def notebook_outputs(tmp_path_factory) -> Path:
+    """Where notebooks executed by the tests write (via $SER_OUTPUTS_DIR), not outputs/."""
+    folder = tmp_path_factory.mktemp("outputs")
+    previous = os.environ.get("SER_OUTPUTS_DIR")
+    os.environ["SER_OUTPUTS_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SER_OUTPUTS_DIR", None)
+    else:
+        os.environ["SER_OUTPUTS_DIR"] = previous
