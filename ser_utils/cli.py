@@ -47,7 +47,47 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--jobs", type=int, default=None)
     feats.add_argument("--force", action="store_true", help="recompute even when cached")
     feats.set_defaults(func=cmd_features)
+    _add_sweep_parser(commands)
+    _add_report_parser(commands)
     return parser
+
+
+def _add_sweep_parser(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="run notebooks/07_train.ipynb once per configuration (papermill); resumable",
+        description="Train every configuration of models x activations x learning rates by executing "
+                    "notebooks/07_train.ipynb with papermill. Complete runs are skipped (re-run the same "
+                    "command to resume); failed ones are recorded and the sweep goes on (exit 1 at the end).")
+    _add_data_arg(sweep)
+    sweep.add_argument("--out", type=Path, default=config.OUTPUTS_DIR,
+                       help="sweep folder: runs in OUT/runs/<run_id>/, table in OUT/results.csv (default: outputs/)")
+    sweep.add_argument("--epochs", default=str(config.TrainConfig.epochs),
+                       help="epochs per run, or per model, e.g. 1d=8,2d=2,combined=2 (default: %(default)s)")
+    sweep.add_argument("--models", nargs="+", default=list(config.MODELS), metavar="M",
+                       help="comma- or space-separated (default: %(default)s)")
+    sweep.add_argument("--activations", nargs="+", default=list(config.ACTIVATIONS), metavar="A",
+                       help="comma- or space-separated (default: %(default)s)")
+    sweep.add_argument("--lrs", nargs="+", default=[str(lr) for lr in config.LEARNING_RATES], metavar="LR",
+                       help="comma- or space-separated (default: %(default)s)")
+    sweep.add_argument("--shard", default=None, metavar="K/N",
+                       help="run only configurations K, K+N, K+2N, ... (1 <= K <= N), e.g. one SLURM array task")
+    sweep.add_argument("--force", action="store_true", help="re-train runs that are already complete")
+    sweep.add_argument("--split", choices=config.SPLITS, default="random")
+    sweep.add_argument("--seed", type=int, default=config.SEED)
+    sweep.add_argument("--batch-size", type=int, default=config.TrainConfig.batch_size)
+    sweep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+    sweep.add_argument("--features-dir", type=Path, default=config.FEATURES_DIR, help="feature cache root")
+    sweep.set_defaults(func=cmd_sweep)
+
+
+def _add_report_parser(commands) -> None:
+    rep = commands.add_parser("report", help="export the executed notebooks and runs as an HTML report")
+    rep.add_argument("--runs", type=Path, default=config.RUNS_DIR, help="run folders (default: outputs/runs)")
+    rep.add_argument("--out", type=Path, default=config.REPORT_DIR, help="report folder (default: outputs/report)")
+    rep.add_argument("--executed", type=Path, default=config.OUTPUTS_DIR / "executed",
+                     help="executed notebooks NN_name.ipynb to export (default: outputs/executed)")
+    rep.add_argument("--no-code", action="store_true", help="hide the code cells (outputs and text only)")
+    rep.set_defaults(func=cmd_report)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -81,6 +121,28 @@ def cmd_features(args: argparse.Namespace) -> int:
     for row in feature_set.skipped.itertuples():
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     print(f"{len(feature_set.manifest)} clips, {len(feature_set.skipped)} skipped -> {feature_set.cache_dir}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ser_utils import sweep
+
+    result = sweep.run_sweep(
+        args.data, args.out, models=args.models, activations=args.activations, lrs=args.lrs, epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, split=args.split, device=args.device,
+        features_dir=args.features_dir, shard_spec=args.shard, force=args.force)
+    print(result.summary())
+    if not result.ok:
+        print(f"error: {result.failure_message()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ser_utils import report
+
+    index = report.export_report(args.runs, args.out, executed_dir=args.executed, code=not args.no_code)
+    print(f"report: {index}")
     return 0
 
 

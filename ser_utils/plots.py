@@ -284,3 +284,122 @@ def confusion_matrix(confusion, title: str = "", normalize: bool = True, ax=None
     ax.set_ylabel("true")
     ax.set_title(title + (" (row-normalised)" if normalize else " (counts)"))
     return fig if fig is not None else ax.figure
+
+
+# ------------------------------------------------------------- sweep analysis (notebook 08)
+def accuracy_heatmaps(results, models=None, value: str = "accuracy"):
+    """Figure 7: test accuracy per activation x learning rate, one heatmap per model (finished runs)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    done = results[results["status"].isin(("complete", "diverged"))] if len(results) else results
+    models = list(models or [m for m in config.MODELS if m in set(done.get("model", []))] or config.MODELS)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), constrained_layout=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        rows = done[done["model"] == model] if len(done) else done
+        grid = rows.pivot_table(index="activation", columns="lr", values=value, aggfunc="max") if len(rows) else _empty_grid()
+        activations = list(config.ACTIVATIONS) + sorted(set(grid.index) - set(config.ACTIVATIONS))
+        grid = grid.reindex(index=activations, columns=sorted(set(config.LEARNING_RATES) | set(grid.columns))).astype(float)
+        sns.heatmap(grid * 100, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax,
+                    linewidths=0.5, linecolor="white", mask=grid.isna(), xticklabels=True, yticklabels=True)
+        ax.set_xticklabels([f"{lr:g}" for lr in grid.columns])
+        ax.grid(False)
+        ax.set_title(f"{model}: test {value} (%)")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("activation")
+    return fig
+
+
+def _empty_grid():
+    import pandas as pd
+
+    return pd.DataFrame(index=list(config.ACTIVATIONS), columns=list(config.LEARNING_RATES), dtype=float)
+
+
+def confusion_counts_and_rates(confusion, title: str = ""):
+    """Figure 8 (left): one confusion matrix as counts and row-normalised, side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
+    confusion_matrix(confusion, title=title, normalize=False, ax=ax1)
+    confusion_matrix(confusion, title=title, normalize=True, ax=ax2)
+    return fig
+
+
+def per_class_f1(scores, title: str = "", baseline=None, baseline_label: str = "human listeners"):
+    """Figure 8 (right): F1 per emotion as bars; ``baseline`` (a Series) drawn beside when given."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame({"model": pd.Series(scores, dtype=float)})
+    if baseline is not None:
+        frame[baseline_label] = pd.Series(baseline, dtype=float)
+    frame = frame.reindex(list(config.EMOTIONS))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    frame.plot.bar(ax=ax, rot=0, width=0.75, color=["#4c72b0", "#dd8452"][:frame.shape[1]], legend=frame.shape[1] > 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1 (test)")
+    ax.set_xlabel("")
+    ax.set_title(title or "per-class F1")
+    return fig
+
+
+def loss_curves(histories, best_epochs=None, title: str = "training and validation loss"):
+    """Figure 9: train (solid) and validation (dashed) loss per epoch, one panel per run."""
+    import matplotlib.pyplot as plt
+
+    ids = list(histories)
+    fig, axes = plt.subplots(1, max(len(ids), 1), figsize=(4.4 * max(len(ids), 1), 3.4), constrained_layout=True,
+                             squeeze=False, sharey=True)
+    for ax, rid in zip(axes[0], ids):
+        history = histories[rid]
+        ax.plot(history["epoch"], history["train_loss"], label="train")
+        ax.plot(history["epoch"], history["val_loss"], ls="--", label="validation")
+        best = (best_epochs or {}).get(rid)
+        if best is not None and best == best and best > 0:  # NaN for runs without a best epoch
+            ax.axvline(best, color="0.4", ls=":", label=f"best (epoch {int(best)})")
+        ax.set_title(rid)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("cross-entropy loss")
+    fig.suptitle(title)
+    return fig
+
+
+def human_vs_model_confusion(human, model, model_label: str = "model"):
+    """Listeners' voice-only votes beside the model, row-normalised, on the same test clips."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
+    confusion_matrix(human, title="listeners (voice only)", normalize=True, ax=ax1)
+    confusion_matrix(model, title=model_label, normalize=True, ax=ax2)
+    return fig
+
+
+# ------------------------------------------------------------- 09 alternatives
+def alternatives_comparison(table, title: str = "the report's models and the alternatives"):
+    """Four panels, one bar per run: test accuracy, parameters, seconds per epoch, train-validation gap.
+
+    ``table``: one row per run with ``label`` (or ``run_id``), ``accuracy``, ``n_params``,
+    ``time_per_epoch_s`` and ``gap_acc`` (``training.run_summary``). Rows with ``family``
+    "alternative" are hatched, so the report's three models stand apart.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(table["label"] if "label" in table else table["run_id"])
+    hatch = ["//" if f == "alternative" else "" for f in table.get("family", [""] * len(labels))]
+    panels = [("accuracy", "test accuracy", False), ("n_params", "trainable parameters", True),
+              ("time_per_epoch_s", "seconds per epoch", True), ("gap_acc", "train - val accuracy (best epoch)", False)]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 0.45 * len(labels) + 1.8), constrained_layout=True, sharey=True)
+    for ax, (column, name, log) in zip(axes, panels):
+        values = table[column].astype(float).to_numpy() if column in table else [float("nan")] * len(labels)
+        bars = ax.barh(labels, values, color="steelblue", edgecolor="0.2")
+        for bar, h in zip(bars, hatch):
+            bar.set_hatch(h)
+        if log:
+            ax.set_xscale("log")
+        ax.set_title(name)
+        ax.axvline(0, color="0.3", lw=0.8)
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    return fig

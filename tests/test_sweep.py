@@ -1,0 +1,250 @@
+"""The sweep: grid, shards, resume, conflicts and failure isolation; real papermill runs on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from ser_utils import cli, config, sweep
+from tests.test_analysis import fake_notebook, write_fake_run
+
+TINY_EPOCHS = 1
+
+
+# ------------------------------------------------------------------------ the grid
+def test_default_grid_is_the_reports_27_configurations():
+    configs = sweep.configurations()
+    assert len(configs) == 27
+    ids = [sweep.run_id_of({**c, "seed": config.SEED, "split": "random"}) for c in configs]
+    assert len(set(ids)) == 27 and ids[0] == "1d-relu-lr0.001" and ids[-1] == "combined-elu-lr0.1"
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 9, 27, 30])
+def test_shards_partition_the_grid(n):
+    configs = sweep.configurations()
+    parts = [sweep.shard(configs, k, n) for k in range(1, n + 1)]
+    keys = [tuple(c.values()) for part in parts for c in part]
+    assert sorted(keys) == sorted(tuple(c.values()) for c in configs)  # union = all, nothing twice
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("spec", ["0/3", "4/3", "1/0", "a/b", "3"])
+def test_bad_shards_are_refused(spec):
+    with pytest.raises(ValueError, match="--shard"):
+        sweep.parse_shard(spec)
+
+
+def test_epochs_per_model():
+    assert sweep.parse_epochs("150") == 150
+    per_model = sweep.parse_epochs("1d=8,2d=2,combined=2")
+    assert per_model == {"1d": 8, "2d": 2, "combined": 2} and sweep.epochs_for("2d", per_model) == 2
+    with pytest.raises(ValueError, match="combined=N"):
+        sweep.epochs_for("combined", sweep.parse_epochs("1d=8"))
+    for bad in ("0", "ten", "1d=-1"):
+        with pytest.raises(ValueError, match="--epochs"):
+            sweep.parse_epochs(bad)
+
+
+def test_lists_accept_commas_and_spaces():
+    assert sweep.parse_names(["1d,2d", "combined", "2d"]) == ["1d", "2d", "combined"]
+    assert sweep.parse_lrs(["0.001,0.01", "0.1"]) == [0.001, 0.01, 0.1]
+    with pytest.raises(ValueError, match="positive"):
+        sweep.parse_lrs(["-0.1"])
+
+
+def test_run_log_throttles_progress_bars():
+    lines = []
+    log = sweep.RunLog("1d-relu-lr0.001", lines.append, interval=3600)
+    log.write("epoch 1/3\r")
+    log.write("epoch 2/3\repoch 3/3")
+    log.write("\nrun: done\n")  # the held redraw, then a text bar's final state (ends with a newline)
+    log.write("widget 1/3 [\r")
+    log.write("widget 3/3 [\r")  # a widget bar has no final newline: held back, shown before the next line
+    log.write("metrics\n")
+    log.write("widget 1/2 [\rwidget 2/2 [\r")
+    log.write("tail without newline")
+    log.close()
+    prefix = "  [1d-relu-lr0.001] "
+    assert lines == [prefix + t for t in ("epoch 1/3", "epoch 2/3", "epoch 3/3", "run: done", "widget 3/3 [",
+                                          "metrics", "widget 2/2 [", "tail without newline")]
+
+
+# --------------------------------------------------------------- run folders (fake)
+def test_plan_skips_complete_and_reruns_the_rest(tmp_path):
+    runs = tmp_path / "runs"
+    complete = write_fake_run(runs, "1d", "relu", 0.001, epochs=3)
+    no_notebook = write_fake_run(runs, "1d", "relu", 0.01, epochs=3)
+    (no_notebook / sweep.RUN_NOTEBOOK).unlink()  # killed after training, before the notebook was saved
+    failed = write_fake_run(runs, "1d", "relu", 0.1, epochs=3, status="failed")
+    killed = write_fake_run(runs, "1d", "silu", 0.001, epochs=3, status="incomplete")
+    fake_notebook(killed / sweep.PARTIAL_NOTEBOOK, "partial")
+    assert sweep.is_complete(complete) and not any(map(sweep.is_complete, (no_notebook, failed, killed)))
+    common = {"batch_size": 64, "seed": 42, "split": "random"}
+    planned = sweep.plan(sweep.configurations(["1d"], ["relu", "silu"], [0.001, 0.01, 0.1]), runs, common,
+                         3, "synthetic", force=False)
+    actions = {p.run_id: (p.action, p.force) for p in planned}
+    assert actions["1d-relu-lr0.001"] == ("skip", False)
+    assert actions["1d-relu-lr0.01"] == ("run", True)  # training.run would refuse it otherwise
+    assert actions["1d-relu-lr0.1"] == ("run", False) and actions["1d-silu-lr0.001"] == ("run", False)
+    forced = sweep.plan(sweep.configurations(["1d"], ["relu"], [0.001]), runs, common, 3, "synthetic", force=True)
+    assert (forced[0].action, forced[0].force) == ("run", True)
+
+
+def test_finished_runs_with_other_settings_are_a_conflict(tmp_path):
+    runs = tmp_path / "runs"
+    write_fake_run(runs, "1d", "relu", 0.001, epochs=3)
+    common = {"batch_size": 64, "seed": 42, "split": "random"}
+    configs = sweep.configurations(["1d"], ["relu"], [0.001])
+    assert sweep.plan(configs, runs, common, 3, "synthetic", False)[0].action == "skip"
+    planned = sweep.plan(configs, runs, common, 5, "crema-d", False)
+    assert planned[0].action == "conflict"
+    assert "epochs 3 -> 5" in planned[0].conflict and "corpus synthetic -> crema-d" in planned[0].conflict
+    with pytest.raises(sweep.SweepConflictError, match="--force.*another --out"):
+        sweep._raise_conflicts(planned, runs)
+
+
+def test_conflict_exits_2_before_running_anything(tmp_path, capsys):
+    data = tmp_path / "demo"
+    data.mkdir()
+    (data / "demo_corpus.json").write_text("{}")
+    write_fake_run(tmp_path / "out" / "runs", "1d", "relu", 0.001, epochs=3)
+    code = cli.main(["sweep", "--data", str(data), "--out", str(tmp_path / "out"), "--models", "1d",
+                     "--activations", "relu", "--lrs", "0.001", "--epochs", "4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error:") and "1d-relu-lr0.001 (epochs 3 -> 4)" in err[-1]
+    assert "--force" in err[-1]
+
+
+def test_unknown_activation_is_refused_up_front(tmp_path, capsys):
+    code = cli.main(["sweep", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--activations", "relu,gelu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "'gelu'" in err[0] and "relu, silu, elu" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_are_rebuilt_from_disk_atomically(tmp_path):
+    runs = tmp_path / "runs"
+    write_fake_run(runs, "2d", "silu", 0.01)
+    write_fake_run(runs, "1d", "relu", 0.1, status="failed")
+    write_fake_run(runs, "combined", "elu", 0.001, status="incomplete")
+    frame = sweep.write_results(runs, tmp_path / "results.csv")
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(table.columns) == sweep.RESULT_COLUMNS and len(table) == len(frame) == 3
+    assert list(table["run_id"]) == ["1d-relu-lr0.1", "2d-silu-lr0.01", "combined-elu-lr0.001"]
+    assert list(table["status"]) == ["failed", "complete", "incomplete"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.csv.lock", "results.csv", "runs"]
+
+
+# ------------------------------------------------------------- real sweeps (slow)
+@pytest.fixture(scope="module")
+def corpus(tiny_corpus) -> Path:
+    """The session's 3-actor demo corpus (real synthetic speech, CREMA-D names)."""
+    return tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def features_dir(notebook_outputs) -> Path:
+    """The session's feature cache: shared with the notebook tests, so it is extracted once."""
+    return notebook_outputs / "features"
+
+
+def sweep_args(corpus: Path, out: Path, features_dir: Path, *extra: str) -> list[str]:
+    return ["sweep", "--data", str(corpus), "--out", str(out), "--features-dir", str(features_dir),
+            "--epochs", str(TINY_EPOCHS), "--device", "cpu", *extra]
+
+
+def mtimes(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory, corpus, features_dir):
+    """A real sweep: a configuration that fails at run time, then one that trains."""
+    out = tmp_path_factory.mktemp("sweep") / "out"
+    result = sweep.run_sweep(corpus, out, models=["bogus", "1d"], activations=["relu"], lrs=[0.001],
+                             epochs=TINY_EPOCHS, device="cpu", features_dir=features_dir, progress=False)
+    return out, result
+
+
+@pytest.mark.slow
+def test_sweep_records_a_failure_and_goes_on(first_sweep):
+    out, result = first_sweep
+    assert result.failed == ["bogus-relu-lr0.001"] and result.done == ["1d-relu-lr0.001"]
+    assert "unknown model 'bogus'" in result.errors["bogus-relu-lr0.001"]
+    failed = out / "runs" / "bogus-relu-lr0.001"
+    metrics = json.loads((failed / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "bogus" in metrics["error"]
+    assert (failed / sweep.RUN_NOTEBOOK).is_file()  # the partial notebook, with the error in place
+    done = out / "runs" / "1d-relu-lr0.001"
+    assert sweep.is_complete(done) and not list(done.glob(".*partial*"))
+    for name in ("config.json", "history.csv", "confusion.csv", "predictions.csv", "best.pt"):
+        assert (done / name).is_file(), name
+    executed = nbformat.read(done / sweep.RUN_NOTEBOOK, as_version=4)
+    assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))
+    table = pd.read_csv(out / "results.csv").set_index("run_id")
+    assert table.loc["1d-relu-lr0.001", "status"] == "complete" and table.loc["bogus-relu-lr0.001", "status"] == "failed"
+    assert table.loc["1d-relu-lr0.001", "corpus"] == "synthetic"
+
+
+@pytest.mark.slow
+def test_rerun_skips_complete_runs_and_exits_1_naming_the_failure(first_sweep, corpus, features_dir, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "out"
+    shutil.copytree(first_sweep[0], out)
+    before = mtimes(out / "runs" / "1d-relu-lr0.001")
+    code = cli.main(sweep_args(corpus, out, features_dir, "--models", "bogus,1d", "--activations", "relu",
+                               "--lrs", "0.001"))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 already complete" in captured.out
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 configuration(s) failed: bogus-relu-lr0.001") and "unknown model" in last
+    assert mtimes(out / "runs" / "1d-relu-lr0.001") == before  # nothing complete was re-run
+
+
+@pytest.mark.slow
+def test_changed_settings_are_a_conflict_not_a_silent_skip(first_sweep, corpus, features_dir):
+    with pytest.raises(sweep.SweepConflictError, match=r"1d-relu-lr0.001 \(epochs 1 -> 2\)"):
+        sweep.run_sweep(corpus, first_sweep[0], models=["1d"], activations=["relu"], lrs=[0.001], epochs=2,
+                        features_dir=features_dir, progress=False)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_nothing(first_sweep, corpus, features_dir, tmp_path):
+    """SIGKILL a sweep once its second run has started training; the same command finishes it."""
+    out = tmp_path / "out"
+    shutil.copytree(first_sweep[0], out)
+    shutil.rmtree(out / "runs" / "bogus-relu-lr0.001")
+    kept = mtimes(out / "runs" / "1d-relu-lr0.001")
+    args = sweep_args(corpus, out, features_dir, "--models", "1d", "--activations", "relu", "--lrs", "0.001", "0.01")
+    victim = out / "runs" / "1d-relu-lr0.01"
+    proc = subprocess.Popen([sys.executable, "-m", "ser_utils", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (victim / "config.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before its second run started"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not sweep.is_complete(victim)
+    result = sweep.run_sweep(corpus, out, models=["1d"], activations=["relu"], lrs=[0.001, 0.01],
+                             epochs=TINY_EPOCHS, device="cpu", features_dir=features_dir, progress=False)
+    assert result.skipped == ["1d-relu-lr0.001"] and result.done == ["1d-relu-lr0.01"] and result.ok
+    assert sweep.is_complete(victim) and not list(victim.glob(".*partial*"))
+    assert mtimes(out / "runs" / "1d-relu-lr0.001") == kept
+    table = pd.read_csv(out / "results.csv")
+    assert list(table["run_id"]) == ["1d-relu-lr0.001", "1d-relu-lr0.01"] and set(table["status"]) == {"complete"}
