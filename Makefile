@@ -13,9 +13,10 @@ TORCH_SPEC ?= torch==2.13.0
 DATA ?= data/demo-corpus
 ACTORS ?= 91
 JOBS ?=
+PROFILE ?= quick
 PYTEST_ARGS ?=
 
-.PHONY: setup demo data manifest test clean-outputs
+.PHONY: setup demo data manifest features test lab clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,wandb]"
 	touch $@
 
 $(DATA)/demo_corpus.json: | setup
@@ -34,7 +35,15 @@ data: $(DATA)/demo_corpus.json
 manifest: data
 	$(PY) -m ser_utils manifest --data $(DATA) --out outputs/manifest.csv
 
-demo: setup data manifest
+features: data
+	$(PY) -m ser_utils features --data $(DATA)
+
+# The main job: demo corpus, features, notebooks 01-06, the 27-run sweep, 08, HTML report.
+demo: setup
+	$(PY) -m ser_utils all --profile $(PROFILE)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -49,7 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     feats.set_defaults(func=cmd_features)
     _add_sweep_parser(commands)
     _add_report_parser(commands)
+    _add_main_job_parser(commands)
     return parser
+
+
+def _add_main_job_parser(commands) -> None:
+    main_job = commands.add_parser("all", help="the main job: corpus, features, notebooks, 27-run sweep, analysis, report")
+    _add_data_arg(main_job)
+    main_job.add_argument("--profile", choices=("quick", "full"), default="quick",
+                          help="quick: small demo corpus, few epochs (minutes on a CPU); full: the report's protocol (GPU)")
+    main_job.add_argument("--out", type=Path, default=None, help="output root (default: outputs/)")
+    main_job.add_argument("--epochs", default=None, help="override the profile's epochs: N or 1d=N,2d=N,combined=N")
+    main_job.add_argument("--device", default="auto")
+    main_job.add_argument("--force", action="store_true", help="re-run finished configurations")
+    main_job.set_defaults(func=cmd_all)
+
+
+def cmd_all(args: argparse.Namespace) -> int:
+    from ser_utils import pipeline
+
+    summary = pipeline.run_main_job(args.profile, data=args.data, out=args.out, epochs=args.epochs,
+                                    device=args.device, force=args.force)
+    for problem in summary["problems"]:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if summary["problems"] else 0
 
 
 def _add_sweep_parser(commands) -> None:

@@ -169,9 +169,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def example_inputs(model: nn.Module, batch_size: int = 1, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+def example_inputs(model: nn.Module, batch_size: int = 1,
+                   device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
     """Random tensors of the right shapes for ``model(*example_inputs(model))``."""
     gen = torch.Generator().manual_seed(0)
+    if hasattr(model, "example_inputs"):  # models with non-image inputs (lengths) make their own
+        return tuple(t.to(device) for t in model.example_inputs(batch_size, gen))
     return tuple(torch.rand((batch_size, *INPUT_SHAPES[name]), generator=gen).to(device)
                  for name in model.inputs)
 
@@ -261,3 +264,9 @@ def cost_per_sample(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tens
         model.train(was_training)
     flops = counter.get_total_flops() / batch
     return {"flops": float(flops), "macs": float(flops / 2)}
+
+
+# The alternative architectures of notebook 09 (ResNet38, ResNet-101, combined-varlen,
+# combined-mean1d) add themselves to MODEL_REGISTRY; imported last because they build on the
+# blocks above.
+from ser_utils import models_alt as _models_alt  # noqa: E402,F401

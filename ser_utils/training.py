@@ -40,8 +40,8 @@ import random
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from torch import nn
 from ser_utils import config
 from ser_utils.config import TrainConfig
 from ser_utils.models import MODEL_REGISTRY, build_model, count_parameters, get_activation
+from ser_utils.models_alt import LENGTH_OF, needs_lengths
 
 STATUS_COMPLETE, STATUS_DIVERGED, STATUS_FAILED = "complete", "diverged", "failed"
 #: Statuses that make a run folder finished (never overwritten without force).
@@ -71,6 +72,15 @@ SPLIT_NAMES = ("train", "val", "test")
 DIVERGENCE_LOSS_FACTOR = 1000.0
 #: Batch size for evaluation (no gradients, so larger than the training batch).
 EVAL_BATCH_SIZE = 512
+#: Evaluation batch of variable-length models: their un-resized spectrograms are up to 5x wider.
+VARLEN_EVAL_BATCH_SIZE = 128
+#: Length-bucketed training batches (variable-length models) are sorted within shuffled chunks
+#: of this many batches: little padding, yet every epoch mixes lengths differently.
+BUCKET_CHUNK_BATCHES = 20
+#: Inputs standardised with training-split statistics (TrainingData.standardize).
+STANDARDIZED_INPUTS = ("x1d", "x1d_var", "x1d_avg")
+#: TrainingData fields with one row per clip (sliced together by TrainingData.take).
+ROW_FIELDS = ("x1d", "x2d", "y", "split", "ids", "x1d_var", "len1d", "x2d_var", "len2d", "x1d_avg")
 
 
 class RunExistsError(FileExistsError):
@@ -87,6 +97,14 @@ class TrainingData:
     train/val/test. ``ids`` (e.g. the clip paths) label predictions.csv. ``split_method``
     ("random"/"speaker") is checked against ``TrainConfig.split`` so a run folder's name never
     lies about its split. ``x1d_mean``/``x1d_std`` are set once x1d has been standardised.
+
+    Inputs of the alternative models (notebook 09), built on demand by :meth:`with_inputs`:
+    ``x1d_var`` float32 [N, 27, T'max] and ``x2d_var`` [N, 1, 64, Tmax], the un-cropped frames
+    and the un-resized log-mel zero-padded to the longest clip, with ``len1d``/``len2d`` int [N]
+    the valid frames per clip; ``x1d_avg`` [N, 27] the per-row mean over each clip's valid
+    frames. ``input_stats`` holds their standardisation (name -> (mean, std)). ``features`` is
+    the FeatureSet they are read from (``from_features`` sets it) and ``feature_rows`` maps each
+    row to its FeatureSet row (None: the same row).
     """
 
     x1d: np.ndarray | None
@@ -99,15 +117,28 @@ class TrainingData:
     ids: np.ndarray | None = None
     x1d_mean: np.ndarray | None = None
     x1d_std: np.ndarray | None = None
+    x1d_var: np.ndarray | None = None
+    len1d: np.ndarray | None = None
+    x2d_var: np.ndarray | None = None
+    len2d: np.ndarray | None = None
+    x1d_avg: np.ndarray | None = None
+    input_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    features: Any = field(default=None, repr=False)
+    feature_rows: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
         self.split = np.asarray(self.split).astype(str)
         n = len(self.y)
-        for name in ("x1d", "x2d", "split", "ids"):
+        for name in ROW_FIELDS:
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(f"TrainingData.{name} has {len(value)} rows, y has {n}")
+        for var, length in LENGTH_OF.items():
+            if (getattr(self, var) is None) != (getattr(self, length) is None):
+                raise ValueError(f"TrainingData.{var} and .{length} go together: pass both or neither")
+            if getattr(self, length) is not None:
+                setattr(self, length, np.asarray(getattr(self, length), dtype=np.int64))
         unknown = sorted(set(self.split) - set(SPLIT_NAMES))
         if unknown:
             raise ValueError(f"split values must be train/val/test, got {unknown}")
@@ -143,7 +174,9 @@ class TrainingData:
             from ser_utils import dataset  # imported here: the data layer is only needed on this path
 
             manifest = dataset.split(manifest, method=split_method, seed=seed)
-        return cls.from_manifest(manifest, fs.x1d, fs.x2d, split_method=split_method)
+        data = cls.from_manifest(manifest, fs.x1d, fs.x2d, split_method=split_method)
+        data.features = fs  # the variable-length store, read only when a model asks (with_inputs)
+        return data
 
     def indices(self, name: str) -> np.ndarray:
         """Row indices of one split (``train``, ``val`` or ``test``)."""
@@ -152,9 +185,13 @@ class TrainingData:
     def info(self) -> dict[str, Any]:
         """The description stored in config.json and metrics.json."""
         counts = {f"n_{s}": int((self.split == s).sum()) for s in SPLIT_NAMES}
-        return {"corpus": self.corpus, "split_method": self.split_method, "classes": list(self.classes), **counts,
+        info = {"corpus": self.corpus, "split_method": self.split_method, "classes": list(self.classes), **counts,
                 "x1d_shape": None if self.x1d is None else list(self.x1d.shape[1:]),
                 "x2d_shape": None if self.x2d is None else list(self.x2d.shape[1:])}
+        for name in ("x1d_var", "x2d_var", "x1d_avg"):  # only when present: the fixed-size record is unchanged
+            if getattr(self, name) is not None:
+                info[f"{name}_shape"] = list(getattr(self, name).shape[1:])
+        return info
 
     def summary(self) -> pd.DataFrame:
         """Clips per split (rows) and class (columns, plus ``total``), titled with the corpus."""
@@ -171,15 +208,133 @@ class TrainingData:
         deviation are taken over the training clips and all their frames
         (``features.stats_1d``, as ``features.standardize_1d``), so no validation or test
         information leaks into the inputs. The statistics travel with the copy (and into
-        best.pt) so a checkpoint can be applied to new clips. Idempotent.
+        best.pt) so a checkpoint can be applied to new clips. Idempotent. The alternatives'
+        inputs (``x1d_var``, ``x1d_avg``) are standardised too (:meth:`standardize_inputs`).
         """
         if self.x1d is None or self.standardized:
-            return self
+            return self.standardize_inputs()
         from ser_utils.features import stats_1d  # the one definition, shared with the notebooks
 
         mean, std = stats_1d(self.x1d, self.split == "train")
         x1d = ((self.x1d - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
-        return replace(self, x1d=x1d, x1d_mean=mean, x1d_std=std)
+        return replace(self, x1d=x1d, x1d_mean=mean, x1d_std=std).standardize_inputs()
+
+    def standardize_inputs(self, stats: dict[str, tuple[Any, Any]] | None = None) -> "TrainingData":
+        """A copy with ``x1d_var`` and ``x1d_avg`` standardised; ``self`` when there is nothing to do.
+
+        ``x1d_var``: per feature row, over the valid frames of the training clips (the padding
+        stays zero); ``x1d_avg``: per feature, over the training clips (the means vary less than
+        the frames, so they get their own scale). ``stats`` (name -> (mean, std)) applies given
+        statistics instead, e.g. a checkpoint's. Each input is standardised once (input_stats).
+        """
+        done = dict(self.input_stats or {})
+        train = self.split == "train"
+        updates: dict[str, Any] = {}
+        if self.x1d_var is not None and "x1d_var" not in done:
+            mean, std = (stats or {}).get("x1d_var") or masked_channel_stats(self.x1d_var, self.len1d, train)
+            mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+            valid = (np.arange(self.x1d_var.shape[2])[None, :] < self.len1d[:, None])[:, None, :]
+            scaled = (self.x1d_var - mean[None, :, None]) / std[None, :, None]
+            updates["x1d_var"] = (scaled * valid).astype(np.float32)
+            done["x1d_var"] = (mean, std)
+        if self.x1d_avg is not None and "x1d_avg" not in done:
+            if (stats or {}).get("x1d_avg") is not None:
+                mean, std = (np.asarray(v, np.float32) for v in stats["x1d_avg"])
+            else:
+                if not train.any():
+                    raise ValueError("no training clips to compute the standardisation statistics from")
+                rows = np.asarray(self.x1d_avg[train], dtype=np.float64)
+                mean, std = rows.mean(axis=0).astype(np.float32), np.maximum(rows.std(axis=0), 1e-8).astype(np.float32)
+            updates["x1d_avg"] = ((self.x1d_avg - mean) / std).astype(np.float32)
+            done["x1d_avg"] = (mean, std)
+        return replace(self, **updates, input_stats=done) if updates else self
+
+    # ------------------------------------------------------- the alternatives' inputs (notebook 09)
+    def with_inputs(self, names: Sequence[str]) -> "TrainingData":
+        """A copy holding every input ``names`` lists, built when missing; ``self`` when none is.
+
+        ``x1d_var``/``len1d`` and ``x2d_var``/``len2d`` come from the FeatureSet's variable-length
+        store (``var_batch``), zero-padded to the longest clip: for CREMA-D about 1 GB in float32,
+        which the fixed-size models never build. ``x1d_avg`` is the per-row mean of each clip's
+        *valid* frames (from the raw ``x1d_var``, else the FeatureSet), computed before
+        standardisation, which then scales it (:meth:`standardize_inputs`); without either it
+        falls back to the mean over the 301 fixed frames of ``x1d``.
+        """
+        updates: dict[str, Any] = {}
+        for var, length in LENGTH_OF.items():
+            if (var in names or length in names) and getattr(self, var) is None:
+                updates[var], updates[length] = self._padded(var)
+        if "x1d_avg" in names and self.x1d_avg is None:
+            updates["x1d_avg"] = self._frame_means(updates.get("x1d_var"), updates.get("len1d"))
+        return replace(self, **updates) if updates else self
+
+    def _rows(self) -> np.ndarray:
+        """The FeatureSet row of every clip."""
+        return np.arange(len(self.y)) if self.feature_rows is None else np.asarray(self.feature_rows)
+
+    def _padded(self, var: str) -> tuple[np.ndarray, np.ndarray]:
+        kind = {"x1d_var": "frames", "x2d_var": "mel"}[var]
+        if not hasattr(self.features, "var_batch"):
+            raise ValueError(f"the model reads {var!r} (variable-length features), but this TrainingData has no "
+                             f"FeatureSet to read them from: build it with TrainingData.from_features(feature_set) "
+                             f"or pass {var} and {LENGTH_OF[var]}")
+        batch, lengths = self.features.var_batch(kind, self._rows())
+        return (batch[:, None] if kind == "mel" else batch), lengths
+
+    def _frame_means(self, x1d_var: np.ndarray | None = None, len1d: np.ndarray | None = None) -> np.ndarray:
+        """Per-row mean of each clip's valid (raw) 1D frames: float32 [N, 27]."""
+        if x1d_var is None and self.x1d_var is not None and "x1d_var" not in (self.input_stats or {}):
+            x1d_var, len1d = self.x1d_var, self.len1d  # raw, not yet standardised
+        if x1d_var is not None:
+            return (x1d_var.sum(axis=2, dtype=np.float64) / np.maximum(len1d, 1)[:, None]).astype(np.float32)
+        if hasattr(self.features, "frames_var"):
+            return np.stack([self.features.frames_var(int(r)).mean(axis=1) for r in self._rows()]).astype(np.float32)
+        if self.x1d is None:
+            raise ValueError("x1d_avg needs frames: x1d, x1d_var or a FeatureSet (TrainingData.from_features)")
+        x1d = self.x1d
+        if self.standardized:  # back to the raw scale, as the other two sources
+            x1d = x1d * self.x1d_std[None, :, None] + self.x1d_mean[None, :, None]
+        return np.asarray(x1d, dtype=np.float64).mean(axis=2).astype(np.float32)
+
+    def take(self, rows: Sequence[int]) -> "TrainingData":
+        """A copy with only the clips ``rows``, in that order (standardisation statistics are kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sliced = {name: getattr(self, name)[rows] for name in ROW_FIELDS if getattr(self, name) is not None}
+        return replace(self, **sliced, feature_rows=self._rows()[rows])
+
+    def limit_train(self, max_train: int | None, seed: int = config.SEED) -> "TrainingData":
+        """A copy with at most ``max_train`` training clips (drawn with ``seed``), every validation and
+        test clip kept: for quick runs of slow models (notebook 09). ``None``/0 keeps everything."""
+        train = self.indices("train")
+        if not max_train or len(train) <= max_train:
+            return self
+        keep = np.random.default_rng(seed).choice(train, size=int(max_train), replace=False)
+        return self.take(np.sort(np.concatenate([keep, self.indices("val"), self.indices("test")])))
+
+
+def masked_channel_stats(x: np.ndarray, lengths: np.ndarray, train_mask: np.ndarray,
+                         chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row mean and std (float32 [C]) of padded x [N, C, T] over the training clips' valid frames.
+
+    Accumulated in float64, a chunk of clips at a time (no float64 copy of the whole array);
+    the std is floored at 1e-8 as ``features.stats_1d`` does.
+    """
+    rows = np.flatnonzero(np.asarray(train_mask, dtype=bool))
+    if len(rows) == 0:
+        raise ValueError("no training clips to compute the standardisation statistics from")
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    count = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        valid = np.arange(x.shape[2])[None, :] < np.asarray(lengths)[part][:, None]
+        values = np.asarray(x[part], dtype=np.float64) * valid[:, None, :]
+        total += values.sum(axis=(0, 2))
+        squares += (values ** 2).sum(axis=(0, 2))
+        count += int(valid.sum())
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-8).astype(np.float32)
 
 
 def _corpus_of(manifest: pd.DataFrame) -> str:
@@ -297,7 +452,8 @@ def to_device_tensors(data: TrainingData, names: tuple[str, ...], device: torch.
         array = getattr(data, name, None)
         if array is None:
             raise ValueError(f"the model reads {name!r} but the TrainingData has no {name}")
-        tensor = torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32).to(device)
+        dtype = torch.long if name in LENGTH_OF.values() else torch.float32  # lengths stay integers
+        tensor = torch.as_tensor(np.ascontiguousarray(array), dtype=dtype).to(device)
         if tensor.ndim == 4 and device.type == "cuda":
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         tensors[name] = tensor
@@ -310,8 +466,54 @@ def batch_inputs(model: nn.Module, tensors: dict[str, torch.Tensor], batch: torc
 
     The single seam between the preloaded tensors and a model, shared by training and
     evaluation, so an architecture with other inputs (variable lengths, ...) extends it here.
+
+    Variable-length models (``needs_lengths``): each padded tensor is cropped to the longest
+    clip of the batch, so a batch is padded only as far as it needs (one small host sync).
     """
-    return tuple(tensors[name][batch] for name in model.inputs)
+    if not needs_lengths(model):
+        return tuple(tensors[name][batch] for name in model.inputs)
+    inputs = {name: tensors[name][batch] for name in model.inputs}
+    for var, length in LENGTH_OF.items():
+        if var in inputs and length in inputs:
+            inputs[var] = inputs[var][..., :max(int(inputs[length].max()), 1)]
+    return tuple(inputs[name] for name in model.inputs)
+
+
+def sort_lengths(model: nn.Module, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """CPU lengths (one per clip) that bucket a variable-length model's batches: the 2D ones when
+    it reads them (the costlier trunk), else the 1D ones."""
+    names = [length for length in ("len2d", "len1d") if length in model.inputs]
+    return tensors[names[0]].cpu()
+
+
+def length_batches(idx: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   chunk_batches: int = BUCKET_CHUNK_BATCHES) -> list[torch.Tensor]:
+    """Training batches of similar length: shuffle ``idx``, sort each chunk of ``chunk_batches``
+    batches by ``lengths[idx]``, cut it into batches, and shuffle the batches.
+
+    Every clip appears once; only the last batch of a chunk can be short. ``lengths`` is indexed
+    by clip (CPU). Deterministic for a given generator state (stable sorts).
+    """
+    order = idx[torch.randperm(len(idx), generator=generator)]
+    chunk = batch_size * max(1, chunk_batches)
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[torch.argsort(lengths[part], stable=True)]
+        batches.extend(part.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def _train_batches(model: nn.Module, tensors: dict[str, torch.Tensor], train_idx: torch.Tensor, batch_size: int,
+                   generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """The batches of one epoch: slices of one permutation, or length buckets for variable-length models."""
+    if needs_lengths(model):
+        for batch in length_batches(train_idx, sort_lengths(model, tensors), batch_size, generator):
+            yield batch.to(device, non_blocking=True)
+        return
+    order = train_idx[torch.randperm(len(train_idx), generator=generator)].to(device, non_blocking=True)
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, tensors: dict[str, torch.Tensor],
@@ -321,15 +523,14 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
 
     ``train_idx`` lives on the CPU (the permutation is drawn there from ``generator`` for
     reproducibility) and is moved to the device once per epoch; batches are slices of it.
-    Loss and correct counts accumulate on the device: one host sync per epoch.
+    Loss and correct counts accumulate on the device: one host sync per epoch. Variable-length
+    models get length-bucketed batches instead (:func:`length_batches`).
     """
     model.train()
     device = y.device
-    order = train_idx[torch.randperm(len(train_idx), generator=generator)].to(device, non_blocking=True)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+    for batch in _train_batches(model, tensors, train_idx, batch_size, generator, device):
         target = y[batch]
         with autocast(device):
             logits = model(*batch_inputs(model, tensors, batch))
@@ -340,23 +541,34 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
         scheduler.step()
         loss_sum += loss.detach() * len(batch)
         correct += (logits.detach().argmax(1) == target).sum()
-    mean_loss, accuracy = (torch.stack([loss_sum, correct]) / len(order)).tolist()
+    mean_loss, accuracy = (torch.stack([loss_sum, correct]) / len(train_idx)).tolist()
     return mean_loss, accuracy
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, tensors: dict[str, torch.Tensor], y: torch.Tensor, idx: torch.Tensor,
              batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float, torch.Tensor]:
-    """(mean cross-entropy, accuracy, float32 logits on the CPU) over the clips ``idx``, in eval mode."""
+    """(mean cross-entropy, accuracy, float32 logits on the CPU) over the clips ``idx``, in eval mode.
+
+    Variable-length models see the clips sorted by length (less padding; the logits are put
+    back in ``idx`` order) in batches of at most VARLEN_EVAL_BATCH_SIZE.
+    """
     model.eval()
     device = y.device
+    order = None
+    if needs_lengths(model):
+        order = torch.argsort(sort_lengths(model, tensors)[idx.cpu()], stable=True)
+        batch_size = min(batch_size, VARLEN_EVAL_BATCH_SIZE)
     idx = idx.to(device)
+    run_idx = idx if order is None else idx[order.to(device)]
     chunks = []
-    for start in range(0, len(idx), batch_size):
-        batch = idx[start:start + batch_size]
+    for start in range(0, len(run_idx), batch_size):
+        batch = run_idx[start:start + batch_size]
         with autocast(device):
             chunks.append(model(*batch_inputs(model, tensors, batch)).float())
     logits = torch.cat(chunks)
+    if order is not None:
+        logits = logits[torch.argsort(order).to(device)]
     target = y[idx]
     loss = F.cross_entropy(logits, target)
     acc = (logits.argmax(1) == target).float().mean()
@@ -574,9 +786,12 @@ def _checkpoint(cfg: TrainConfig, fit: FitResult, data: TrainingData) -> dict[st
     def stat(a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(a)
 
-    return {"state_dict": fit.best_state, "config": cfg.to_dict(), "run_id": cfg.run_id,
-            "classes": list(data.classes), "epoch": fit.best_epoch, "val_loss": fit.best_val_loss,
-            "x1d_mean": stat(data.x1d_mean), "x1d_std": stat(data.x1d_std)}
+    checkpoint = {"state_dict": fit.best_state, "config": cfg.to_dict(), "run_id": cfg.run_id,
+                  "classes": list(data.classes), "epoch": fit.best_epoch, "val_loss": fit.best_val_loss,
+                  "x1d_mean": stat(data.x1d_mean), "x1d_std": stat(data.x1d_std)}
+    if data.input_stats:  # the alternatives' standardisation (x1d_var, x1d_avg)
+        checkpoint["input_stats"] = {k: [stat(m), stat(s)] for k, (m, s) in data.input_stats.items()}
+    return checkpoint
 
 
 def _start_wandb(cfg: TrainConfig, run_dir: Path, run_config: dict) -> Any:
@@ -616,7 +831,8 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
                         dropout_conv=cfg.dropout_conv, dropout_head=cfg.dropout_head).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    if "x1d" in model.inputs:
+    data = data.with_inputs(model.inputs)  # the alternatives' inputs; the same object for the report's models
+    if any(name in model.inputs for name in STANDARDIZED_INPUTS):
         data = data.standardize()
     tensors = to_device_tensors(data, model.inputs, device)
     y = torch.as_tensor(data.y).to(device)
@@ -724,6 +940,7 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
                         dropout_conv=cfg["dropout_conv"], dropout_head=cfg["dropout_head"])
     model.load_state_dict(ckpt["state_dict"])
     model.x1d_mean, model.x1d_std = ckpt.get("x1d_mean"), ckpt.get("x1d_std")
+    model.input_stats = {k: (np.asarray(m), np.asarray(s)) for k, (m, s) in (ckpt.get("input_stats") or {}).items()}
     return model.eval()
 
 
@@ -744,9 +961,45 @@ def predict(model: nn.Module, data: TrainingData, idx: np.ndarray | None = None,
             data = replace(data, x1d=x1d, x1d_mean=mean, x1d_std=std)
         else:
             data = data.standardize()
+    data = data.with_inputs(model.inputs)
+    if any(name in model.inputs for name in ("x1d_var", "x1d_avg")):
+        data = data.standardize_inputs(getattr(model, "input_stats", None) or None)
     idx = np.arange(len(data.y)) if idx is None else np.array(idx, dtype=np.int64)
     model = model.to(dev)
     tensors = to_device_tensors(data, model.inputs, dev)
     y = torch.as_tensor(data.y).to(dev)
     _, _, logits = evaluate(model, tensors, y, torch.as_tensor(idx))
     return logits.softmax(dim=1).numpy()
+
+
+def run_summary(run_dir: str | Path, source: str = "") -> dict[str, Any]:
+    """One row comparing runs (notebook 09): test metrics, size, cost and the train-validation gap.
+
+    ``train_acc``/``val_acc`` and ``train_loss``/``val_loss`` are taken at the best epoch (the
+    checkpoint that was tested); ``gap_acc`` = train_acc - val_acc, ``gap_loss`` = val_loss -
+    train_loss (positive: overfitting). The training figures are averaged over the epoch with
+    dropout active, so they understate the gap a little. ``source`` labels where the run came
+    from (e.g. "sweep", "quick"); ``family`` is "report" for the report's models.
+    """
+    run = load_run(run_dir)
+    metrics, history = run["metrics"] or {}, run["history"]
+    at_best: dict[str, Any] = {}
+    if history is not None and len(history):
+        rows = history[history["epoch"] == (metrics.get("best_epoch") or -1)]
+        at_best = (rows if len(rows) else history.tail(1)).iloc[0].to_dict()
+    nan = float("nan")
+    train_acc, val_acc = at_best.get("train_acc", nan), at_best.get("val_acc", nan)
+    train_loss, val_loss = at_best.get("train_loss", nan), at_best.get("val_loss", nan)
+    model = metrics.get("model") or (run["config"] or {}).get("model")
+    return {"label": run["run_id"] + (f" ({source})" if source else ""), "run_id": run["run_id"],
+            "run_dir": run["run_dir"], "source": source,
+            "family": "report" if model in config.MODELS else "alternative",
+            "model": model, "activation": metrics.get("activation"), "lr": metrics.get("lr"),
+            "status": metrics.get("status"), "accuracy": metrics.get("accuracy", nan), "f1": metrics.get("f1", nan),
+            "uar": metrics.get("uar", nan), "n_params": metrics.get("n_params"),
+            "time_per_epoch_s": metrics.get("time_per_epoch_s", nan), "epochs": metrics.get("epochs"),
+            "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
+            "n_train": metrics.get("n_train"), "train_acc": train_acc, "val_acc": val_acc,
+            "gap_acc": train_acc - val_acc, "train_loss": train_loss, "val_loss": val_loss,
+            "gap_loss": val_loss - train_loss, "corpus": metrics.get("corpus"),
+            "device": metrics.get("device_name") or metrics.get("device")}
