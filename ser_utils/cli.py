@@ -62,6 +62,8 @@ def _add_main_job_parser(commands) -> None:
     main_job.add_argument("--epochs", default=None, help="override the profile's epochs: N or 1d=N,2d=N,combined=N")
     main_job.add_argument("--device", default="auto")
     main_job.add_argument("--force", action="store_true", help="re-run finished configurations")
+    main_job.add_argument("--jobs", type=int, default=None,
+                          help="sweep processes side by side (default: one per core on a CPU, one on a GPU)")
     main_job.set_defaults(func=cmd_all)
 
 
@@ -69,7 +71,7 @@ def cmd_all(args: argparse.Namespace) -> int:
     from ser_utils import pipeline
 
     summary = pipeline.run_main_job(args.profile, data=args.data, out=args.out, epochs=args.epochs,
-                                    device=args.device, force=args.force)
+                                    device=args.device, force=args.force, jobs=args.jobs)
     for problem in summary["problems"]:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if summary["problems"] else 0

@@ -48,7 +48,7 @@ PROFILES = {
 
 def run_main_job(profile: str = "quick", data: str | Path | None = None, out: str | Path | None = None,
                  epochs: str | None = None, device: str = "auto", force: bool = False,
-                 emit=print) -> dict:
+                 jobs: int | None = None, emit=print) -> dict:
     """Run every stage; return (and write to ``<out>/main_job.json``) what happened and how long it took."""
     from ser_utils import report, sweep
 
@@ -84,17 +84,89 @@ def run_main_job(profile: str = "quick", data: str | Path | None = None, out: st
 
     with _outputs_env(out):
         stage("notebooks 01-06", lambda: notebooks(STORY_NOTEBOOKS))
-        result = stage("sweep (27 configurations)", lambda: sweep.run_sweep(
-            data_dir, out, epochs=epochs or prof.epochs, device=device, features_dir=features_dir, force=force))
-        problems.extend(f"run {name} failed" for name in result.failed)
+        failed = stage("sweep (27 configurations)", lambda: parallel_sweep(
+            data_dir, out, epochs=epochs or prof.epochs, device=device, features_dir=features_dir, force=force,
+            jobs=sweep_jobs(device, jobs), emit=emit))
+        problems.extend(f"run {name} failed" for name in failed)
         later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else [])
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
-    summary = _summary(prof, data_dir, out, result, index, timings, time.perf_counter() - started)
+    summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)
     summary["problems"] = problems
     _write_json(out / "main_job.json", summary)
     emit(_headline(summary))
     return summary
+
+
+def sweep_jobs(device: str, jobs: int | None = None) -> int:
+    """Sweep processes to run side by side: one per core on a CPU (default), one on a GPU.
+
+    On a small CPU machine two one-thread runs use the cores better than one two-thread run
+    (no thread synchronisation), and each run's kernel start and imports overlap the other's
+    training.
+    """
+    if jobs:
+        return max(1, int(jobs))
+    if device != "cpu" and (device.startswith("cuda") or _cuda_available()):
+        return 1
+    return max(1, len(_cores()))
+
+
+def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features_dir: Path, force: bool,
+                   jobs: int, emit=print) -> list[str]:
+    """Run the sweep as ``jobs`` shards in parallel processes, each pinned to its own cores.
+
+    Each shard is ``python -m ser_utils sweep --shard K/N`` (the same resumable command a
+    SLURM array runs) writing its log to ``<out>/logs/sweep-K-of-N.log``; one progress bar here
+    counts finished run folders. Returns the run ids that failed. A shard that rejects its
+    input (exit 2) stops the job with the reason from its log.
+    """
+    import subprocess
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from ser_utils import sweep
+
+    total = len(sweep.configurations())
+    logs = Path(out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    base = [sys.executable, "-m", "ser_utils", "sweep", "--data", str(data_dir), "--out", str(out),
+            "--epochs", str(epochs), "--device", device, "--features-dir", str(features_dir)]
+    base += ["--force"] if force else []
+    cores = _cores()
+    procs = []
+    for k in range(1, jobs + 1):
+        mine = cores[k - 1::jobs] if len(cores) >= jobs else None
+        log_path = logs / f"sweep-{k}-of-{jobs}.log"
+        with open(log_path, "w") as log:
+            procs.append((k, log_path, subprocess.Popen(
+                base + ["--shard", f"{k}/{jobs}"], stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=(lambda c=mine: os.sched_setaffinity(0, c)) if mine else None)))
+    emit(f"   {jobs} sweep process(es); logs in {logs}")
+    with tqdm(total=total, desc="sweep", unit="run") as bar:
+        while any(p.poll() is None for _, _, p in procs):
+            bar.n = sum(sweep.is_complete(d) for d in (Path(out) / "runs").glob("*/"))
+            bar.refresh()
+            time.sleep(2)
+        bar.n = sum(sweep.is_complete(d) for d in (Path(out) / "runs").glob("*/"))
+        bar.refresh()
+    for k, log_path, proc in procs:
+        if proc.returncode == 2:
+            tail = log_path.read_text().strip().splitlines()[-1:] or ["(empty log)"]
+            raise ValueError(f"sweep shard {k}/{jobs} refused its input: {tail[0]} (log: {log_path})")
+    results = sweep.write_results(Path(out) / "runs", Path(out) / sweep.RESULTS_FILE)
+    return sorted(results.loc[results["status"] == "failed", "run_id"].astype(str))
+
+
+def _cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _corpus(prof: Profile, data: str | Path | None) -> Path:
@@ -125,7 +197,8 @@ class _outputs_env:
             os.environ["SER_OUTPUTS_DIR"] = self.previous
 
 
-def _summary(prof: Profile, data_dir: Path, out: Path, result, index: Path, timings: dict, total: float) -> dict:
+def _summary(prof: Profile, data_dir: Path, out: Path, failed: list[str], index: Path, timings: dict,
+             total: float) -> dict:
     from ser_utils import dataset, sweep
 
     results = sweep.collect_results(out / "runs")
@@ -136,7 +209,7 @@ def _summary(prof: Profile, data_dir: Path, out: Path, result, index: Path, timi
         "data_dir": str(data_dir),
         "corpus": dataset.corpus_label(data_dir),
         "runs": int(len(results)),
-        "failed": [str(name) for name in result.failed],
+        "failed": list(failed),
         "best_run": None if best is None else str(best["run_id"]),
         "best_accuracy": None if best is None else float(best["accuracy"]),
         "report": str(index),
