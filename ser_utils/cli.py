@@ -64,14 +64,29 @@ def _add_main_job_parser(commands) -> None:
     main_job.add_argument("--force", action="store_true", help="re-run finished configurations")
     main_job.add_argument("--jobs", type=int, default=None,
                           help="sweep processes side by side (default: one per core on a CPU, one on a GPU)")
+    for flag in ("models", "activations", "lrs"):
+        main_job.add_argument(f"--{flag}", default=None, help=f"narrow the sweep's {flag} (comma-separated)")
     main_job.set_defaults(func=cmd_all)
+
+
+def _grid(args: argparse.Namespace) -> dict:
+    from ser_utils import sweep
+
+    grid = {}
+    if args.models:
+        grid["models"] = sweep.parse_names(args.models)
+    if args.activations:
+        grid["activations"] = sweep.parse_names(args.activations)
+    if args.lrs:
+        grid["lrs"] = sweep.parse_lrs(args.lrs)
+    return grid
 
 
 def cmd_all(args: argparse.Namespace) -> int:
     from ser_utils import pipeline
 
     summary = pipeline.run_main_job(args.profile, data=args.data, out=args.out, epochs=args.epochs,
-                                    device=args.device, force=args.force, jobs=args.jobs)
+                                    device=args.device, force=args.force, jobs=args.jobs, grid=_grid(args))
     for problem in summary["problems"]:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if summary["problems"] else 0

@@ -15,7 +15,6 @@ second call after an interruption finishes only what is missing. Stage timings a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -48,8 +47,12 @@ PROFILES = {
 
 def run_main_job(profile: str = "quick", data: str | Path | None = None, out: str | Path | None = None,
                  epochs: str | None = None, device: str = "auto", force: bool = False,
-                 jobs: int | None = None, emit=print) -> dict:
-    """Run every stage; return (and write to ``<out>/main_job.json``) what happened and how long it took."""
+                 jobs: int | None = None, grid: dict | None = None, emit=print) -> dict:
+    """Run every stage; return (and write to ``<out>/main_job.json``) what happened and how long it took.
+
+    ``grid`` narrows the sweep (``{"models": [...], "activations": [...], "lrs": [...]}``); by
+    default it is the report's 27 configurations.
+    """
     from ser_utils import report, sweep
 
     if profile not in PROFILES:
@@ -84,16 +87,16 @@ def run_main_job(profile: str = "quick", data: str | Path | None = None, out: st
 
     with _outputs_env(out):
         stage("notebooks 01-06", lambda: notebooks(STORY_NOTEBOOKS))
-        failed = stage("sweep (27 configurations)", lambda: parallel_sweep(
+        failed = stage("sweep", lambda: parallel_sweep(
             data_dir, out, epochs=epochs or prof.epochs, device=device, features_dir=features_dir, force=force,
-            jobs=sweep_jobs(device, jobs), emit=emit))
+            jobs=sweep_jobs(device, jobs), grid=grid, emit=emit))
         problems.extend(f"run {name} failed" for name in failed)
         later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else [])
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
     summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)
     summary["problems"] = problems
-    _write_json(out / "main_job.json", summary)
+    sweep.write_json_atomic(out / "main_job.json", summary)
     emit(_headline(summary))
     return summary
 
@@ -113,7 +116,7 @@ def sweep_jobs(device: str, jobs: int | None = None) -> int:
 
 
 def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features_dir: Path, force: bool,
-                   jobs: int, emit=print) -> list[str]:
+                   jobs: int, grid: dict | None = None, emit=print) -> list[str]:
     """Run the sweep as ``jobs`` shards in parallel processes, each pinned to its own cores.
 
     Each shard is ``python -m ser_utils sweep --shard K/N`` (the same resumable command a
@@ -128,12 +131,16 @@ def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features
 
     from ser_utils import sweep
 
-    total = len(sweep.configurations())
+    grid = grid or {}
+    total = len(sweep.configurations(**grid))
+    jobs = max(1, min(jobs, total))
     logs = Path(out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ser_utils", "sweep", "--data", str(data_dir), "--out", str(out),
             "--epochs", str(epochs), "--device", device, "--features-dir", str(features_dir)]
     base += ["--force"] if force else []
+    for flag, values in grid.items():
+        base += [f"--{flag}", ",".join(str(v) for v in values)]
     cores = _cores()
     procs = []
     for k in range(1, jobs + 1):
@@ -224,10 +231,3 @@ def _headline(summary: dict) -> str:
             if summary["best_run"] else "no finished run")
     return (f"main job ({summary['profile']['name']} profile) finished in {summary['total_s'] / 60:.1f} min;"
             f" {summary['runs']} runs, {len(summary['failed'])} failed; {best}; report: {summary['report']}")
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)

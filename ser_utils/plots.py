@@ -169,6 +169,7 @@ def features_1d_per_emotion(examples: dict, title: str = ""):
         im = ax.imshow((feats - lo) / np.maximum(hi - lo, 1e-12), aspect="auto", origin="upper",
                        interpolation="nearest", cmap="magma")
         ax.set_yticks(range(len(FEATURE_1D_ROWS)), FEATURE_1D_ROWS, fontsize=6)
+        ax.grid(False)
         ax.set_title(config.EMOTION_NAMES.get(emotion, emotion))
         ax.set_xlabel("frame (10 ms hop)")
     fig.colorbar(im, ax=axes, shrink=0.6, label="row-scaled value")
@@ -184,6 +185,7 @@ def mel_per_emotion(examples: dict, title: str = ""):
     fig, axes = plt.subplots(1, len(examples), figsize=(2.6 * len(examples), 3), constrained_layout=True)
     for ax, (emotion, image) in zip(np.atleast_1d(axes), examples.items()):
         im = ax.imshow(np.asarray(image).squeeze(), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+        ax.grid(False)
         ax.set_title(config.EMOTION_NAMES.get(emotion, emotion))
         ax.set_xlabel("time (resized)")
     np.atleast_1d(axes)[0].set_ylabel("mel band")

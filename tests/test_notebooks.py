@@ -58,3 +58,18 @@ def test_notebook_runs_on_the_tiny_corpus(name, tiny_corpus, notebook_outputs, t
     assert figures, f"{name} saved no figure under outputs/figures/{name}/"
     html = json.dumps(executed.cells[:6])
     assert "synthetic" in html.lower()  # the banner says the corpus is not CREMA-D
+
+
+@pytest.mark.slow
+def test_alternatives_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_outputs, tmp_path):
+    """Notebook 09 trains each alternative briefly (1 epoch, 32 clips) and compares them."""
+    import papermill as pm
+
+    out = tmp_path / "09_alternatives.ipynb"
+    pm.execute_notebook(str(config.NOTEBOOKS_DIR / "09_alternatives.ipynb"), str(out),
+                        parameters={"data_dir": str(tiny_corpus), "runs_dir": str(tmp_path / "runs"),
+                                    "quick_runs_dir": str(tmp_path / "quick"), "epochs": 1,
+                                    "max_train_clips": 32},
+                        cwd=str(config.NOTEBOOKS_DIR), progress_bar=False, kernel_name="python3")
+    trained = {p.parent.name.split("-relu")[0] for p in (tmp_path / "quick").glob("*/metrics.json")}
+    assert {"resnet38", "resnet101", "combined-varlen", "combined-mean1d"} <= trained

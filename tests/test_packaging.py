@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 
+import pytest
 import yaml
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 from ser_utils import config
 
