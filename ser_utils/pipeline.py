@@ -1,4 +1,4 @@
-"""The main job in one call: corpus -> features -> notebooks -> 27-run sweep -> analysis -> report.
+"""The main job in one call: corpus -> manifest -> features -> notebooks -> 27-run sweep -> analysis -> report.
 
 ``python -m ser_utils all`` (and ``make demo``) runs it. Two profiles:
 
@@ -71,6 +71,7 @@ def run_main_job(profile: str = "quick", data: str | Path | None = None, out: st
         return value
 
     data_dir = stage("corpus", lambda: _corpus(prof, data))
+    stage("manifest", lambda: _write_manifest(data_dir, out / "manifest.csv"))
     features_dir = out / "features"
     stage("features", lambda: sweep.prepare_features(data_dir, features_dir))
     executed = out / "executed"
@@ -152,12 +153,13 @@ def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features
                 preexec_fn=(lambda c=mine: os.sched_setaffinity(0, c)) if mine else None)))
     emit(f"   {jobs} sweep process(es); logs in {logs}")
     with tqdm(total=total, desc="sweep", unit="run") as bar:
-        while any(p.poll() is None for _, _, p in procs):
-            bar.n = sum(sweep.is_complete(d) for d in (Path(out) / "runs").glob("*/"))
-            bar.refresh()
-            time.sleep(2)
-        bar.n = sum(sweep.is_complete(d) for d in (Path(out) / "runs").glob("*/"))
-        bar.refresh()
+        running = True
+        while running:
+            running = any(p.poll() is None for _, _, p in procs)
+            done = sum(sweep.is_complete(d) for d in (Path(out) / "runs").glob("*/"))
+            if done > bar.n:  # redraw only on progress, so a log file gets one line per run
+                bar.update(done - bar.n)
+            time.sleep(2 if running else 0)
     for k, log_path, proc in procs:
         if proc.returncode == 2:
             tail = log_path.read_text().strip().splitlines()[-1:] or ["(empty log)"]
@@ -174,6 +176,13 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _write_manifest(data_dir: Path, path: Path) -> Path:
+    """``<out>/manifest.csv``: one row per clip with its split (the report's random split, seed 42)."""
+    from ser_utils import dataset
+
+    return dataset.write_csv_atomic(dataset.manifest(data_dir), path)
 
 
 def _corpus(prof: Profile, data: str | Path | None) -> Path:

@@ -43,5 +43,7 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     assert sorted(results["run_id"]) == ["1d-relu-lr0.01", "2d-relu-lr0.01"]
     assert (results["status"] == "complete").all()
     assert (out / "report" / "index.html").is_file()
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 246 and set(manifest["split"]) == {"train", "val", "test"}
     assert len(list((out / "report" / "runs").glob("*.html"))) == 2
     assert list((out / "figures" / "07_train").glob("*.png"))  # the kernels wrote under --out
