@@ -391,13 +391,33 @@ def _extract_one(path: str, pre: PreprocessConfig, f1: Feature1DConfig, f2: Feat
     return clip_features(audio.preprocess(path, pre), f1, f2)
 
 
+_OUTPUT_ARRAYS: dict[str, np.ndarray] = {}
+
+
+def _output_arrays(folder: str) -> tuple[np.ndarray, np.ndarray]:
+    """The x1d/x2d ``.npy`` files being filled in ``folder``, opened once per process."""
+    if _OUTPUT_ARRAYS.get("folder") != folder:
+        _OUTPUT_ARRAYS.update(folder=folder, x1d=np.load(Path(folder) / "x1d.npy", mmap_mode="r+"),
+                              x2d=np.load(Path(folder) / "x2d.npy", mmap_mode="r+"))
+    return _OUTPUT_ARRAYS["x1d"], _OUTPUT_ARRAYS["x2d"]
+
+
 def _work(task: tuple) -> tuple[int, ClipFeatures | None, str | None]:
-    """Pool task: ``(index, features, None)`` or ``(index, None, reason)`` for a bad clip."""
-    index, path, pre, f1, f2 = task
+    """Pool task: ``(index, features, None)`` or ``(index, None, reason)`` for a bad clip.
+
+    The fixed-size arrays go straight into the memory-mapped output files at row ``index``
+    (the rows of different clips never overlap), so only the small variable-length parts
+    travel back through the pool's pipe: the parent process stays nearly idle.
+    """
+    index, path, pre, f1, f2, folder = task
     try:
-        return index, _extract_one(path, pre, f1, f2), None
+        features = _extract_one(path, pre, f1, f2)
     except audio.BadClipError as err:
         return index, None, err.reason
+    x1d, x2d = _output_arrays(folder)
+    x1d[index], x2d[index] = features.x1d, features.x2d
+    features.x1d = features.x2d = None
+    return index, features, None
 
 
 def _init_worker() -> None:
@@ -576,7 +596,7 @@ def _compute(paths: list[str], cache_dir: Path, pre: PreprocessConfig, f1: Featu
     tmp = cache_dir.parent / f".{cache_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        collected = _run_all(paths, pre, f1, f2, jobs, progress)
+        collected = _run_all(paths, pre, f1, f2, jobs, progress, tmp)
         meta = {"key": cache_dir.name, "version": FEATURES_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "pre": asdict(pre), "f1": asdict(f1), "f2": asdict(f2), "jobs": jobs,
                 "sample_rate": pre.sample_rate}
@@ -600,11 +620,12 @@ class _Collected:
     """Worker results gathered in manifest order: fixed arrays preallocated (no stacking
     copy of ~360 MB for the full corpus), variable-length parts and facts per clip."""
 
-    def __init__(self, paths: list[str], f1: Feature1DConfig, f2: Feature2DConfig, sample_rate: int):
+    def __init__(self, paths: list[str], f1: Feature1DConfig, f2: Feature2DConfig, sample_rate: int, folder: Path):
         n = len(paths)
         self.paths = paths
-        self.x1d = np.empty((n, f1.n_rows, f1.n_frames(sample_rate)), np.float32)
-        self.x2d = np.empty((n, 1, f2.size, f2.size), np.float32)
+        # Preallocated .npy files the workers fill in place (see _work).
+        self.x1d = np.lib.format.open_memmap(folder / "x1d.npy", "w+", np.float32, (n, f1.n_rows, f1.n_frames(sample_rate)))
+        self.x2d = np.lib.format.open_memmap(folder / "x2d.npy", "w+", np.float32, (n, 1, f2.size, f2.size))
         self.frames_var: list = [None] * n
         self.mel_var: list = [None] * n
         self.info: list = [None] * n
@@ -614,7 +635,6 @@ class _Collected:
         if features is None:
             self.reasons[index] = reason
             return
-        self.x1d[index], self.x2d[index] = features.x1d, features.x2d
         self.frames_var[index], self.mel_var[index] = features.frames_var, features.mel_var
         self.info[index] = {"path": self.paths[index], **features.info}
 
@@ -626,9 +646,15 @@ class _Collected:
         if kept.size == 0:
             raise ValueError(f"all {len(self.paths)} clips are bad audio, e.g. {skipped['path'].iloc[0]}: "
                              f"{skipped['reason'].iloc[0]}")
-        whole = kept.size == len(self.paths)
-        np.save(folder / "x1d.npy", self.x1d if whole else self.x1d[kept])
-        np.save(folder / "x2d.npy", self.x2d if whole else self.x2d[kept])
+        for name in ("x1d", "x2d"):
+            array = getattr(self, name)
+            array.flush()
+            if kept.size < len(self.paths):  # drop the bad clips' unwritten rows
+                compact = np.array(array[kept])
+                setattr(self, name, None)
+                del array
+                np.save(folder / f".{name}.compact.npy", compact)
+                os.replace(folder / f".{name}.compact.npy", folder / f"{name}.npy")
         for name in ("frames_var", "mel_var"):
             parts = [getattr(self, name)[i] for i in kept]
             np.save(folder / f"{name}.npy", np.concatenate(parts))
@@ -640,18 +666,19 @@ class _Collected:
         (folder / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
-def _run_all(paths: list[str], pre, f1, f2, jobs: int, progress: bool) -> _Collected:
-    """Every clip's features or bad-clip reason; pooled when jobs > 1."""
+def _run_all(paths: list[str], pre, f1, f2, jobs: int, progress: bool, folder: Path) -> _Collected:
+    """Every clip's features or bad-clip reason; pooled when jobs > 1. Fixed arrays land in ``folder``."""
     from tqdm.auto import tqdm
 
-    tasks = [(i, path, pre, f1, f2) for i, path in enumerate(paths)]
+    tasks = [(i, path, pre, f1, f2, str(folder)) for i, path in enumerate(paths)]
     _bank_1d(pre.sample_rate, f1.frame_length, f1.n_chroma, f1.n_mfcc)  # built once here, inherited by forked workers
     _bank_2d(pre.sample_rate, f2.n_fft, f2.n_mels, f2.effective_fmax(pre.sample_rate))
-    collected = _Collected(paths, f1, f2, pre.sample_rate)
+    collected = _Collected(paths, f1, f2, pre.sample_rate, folder)
     with tqdm(total=len(paths), desc="features", unit="clip", disable=not progress) as bar:
         for index, features, reason in _iterate(tasks, jobs):
             collected.add(index, features, reason)
             bar.update()
+    _OUTPUT_ARRAYS.clear()  # the in-process path (jobs == 1) opened them here
     return collected
 
 
