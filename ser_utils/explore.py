@@ -86,21 +86,26 @@ def explorer(clips: pd.DataFrame):
     sentence = widgets.Dropdown(options=sorted(clips["sentence"].unique()), description="sentence")
     out = widgets.Output()
 
-    def show(*_):
+    def view() -> None:
+        try:
+            row = pick(clips, emotion.value, actor.value, sentence.value)
+        except ValueError as err:
+            print(err)
+            return
+        signal = audio.load(row["path"])
+        fig = plots.waveform_and_mel(signal, title=f"{row['file']} ({config.EMOTION_NAMES[row['emotion']]})")
+        display(fig)
+        plt.close(fig)
+        display(player(row["path"]))
+
+    def show(_change) -> None:
         with out:
             out.clear_output(wait=True)
-            try:
-                row = pick(clips, emotion.value, actor.value, sentence.value)
-            except ValueError as err:
-                print(err)
-                return
-            signal = audio.load(row["path"])
-            fig = plots.waveform_and_mel(signal, title=f"{row['file']} ({config.EMOTION_NAMES[row['emotion']]})")
-            display(fig)
-            plt.close(fig)
-            display(player(row["path"]))
+            view()
 
     for widget in (emotion, actor, sentence):
         widget.observe(show, names="value")
-    show()
+    # The first clip is shown directly, not through the Output widget: a headless run (papermill,
+    # the HTML report) then needs no widget traffic, which is where its kernel could stall.
+    view()
     return widgets.VBox([widgets.HBox([emotion, actor, sentence]), out])

@@ -31,7 +31,7 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ser_utils", "all", "--data", str(tiny_corpus), "--out", str(out),
            "--epochs", "1", "--models", "1d,2d", "--activations", "relu", "--lrs", "0.01"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # a stall fails, never hangs CI
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "main_job.json").read_text())
     assert summary["corpus"] == "synthetic" and summary["runs"] == 2 and not summary["failed"]
