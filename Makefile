@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 DATA ?= data/demo-corpus
 ACTORS ?= 91
 JOBS ?=
-PROFILE ?= quick
+PROFILE ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: setup demo data manifest features test lab clean-outputs
@@ -39,10 +39,14 @@ features: data
 	$(PY) -m ser_utils features --data $(DATA)
 
 # The main job: demo corpus, features, notebooks 01-06, the 27-run sweep, 08, HTML report.
+# PROFILE=auto picks gpu where CUDA is available, else quick (and prints its choice).
 demo: setup
 	$(PY) -m ser_utils all --profile $(PROFILE)
 
+# JupyterLab on the notebooks. First makes sure they have a corpus (the one `make demo` used, else
+# a demo corpus under data/, else the quick demo corpus, generated here), so Run All works anywhere.
 lab: setup
+	$(PY) -m ser_utils.corpus_discovery
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup

@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ser_utils import config, models, training
+from ser_utils import batching, config, models, runtime, training, training_data
 
 
-def synthetic_data(n_clips: int, seed: int = 0) -> training.TrainingData:
+def synthetic_data(n_clips: int, seed: int = 0) -> training_data.TrainingData:
     """Random clips with the real shapes; every clip is in the training split."""
     rng = np.random.default_rng(seed)
-    return training.TrainingData(
+    return training_data.TrainingData(
         x1d=rng.standard_normal((n_clips, 27, 301), dtype=np.float32),
         x2d=rng.random((n_clips, 1, 64, 64), dtype=np.float32),
         y=rng.integers(0, len(config.EMOTIONS), n_clips),
@@ -80,7 +80,7 @@ def time_bare(model, optimizer, batches, device) -> float:
     sync(device)
     start = CLOCK()
     for xs, target in batches:
-        with training.autocast(device):
+        with runtime.autocast(device):
             logits = model(*xs)
         loss = F.cross_entropy(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
@@ -90,14 +90,14 @@ def time_bare(model, optimizer, batches, device) -> float:
     return CLOCK() - start
 
 
-def bench_model(name: str, data: training.TrainingData, device: torch.device, batch_size: int,
+def bench_model(name: str, data: training_data.TrainingData, device: torch.device, batch_size: int,
                 n_batches: int, repeats: int) -> dict:
     torch.manual_seed(0)
     model = models.build_model(name).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     prepared = data.standardize() if "x1d" in model.inputs else data
-    tensors = training.to_device_tensors(prepared, model.inputs, device)
+    tensors = batching.to_device_tensors(prepared, model.inputs, device)
     y = torch.as_tensor(prepared.y).to(device)
     n_train = len(prepared.y) if n_batches <= 0 else min(len(prepared.y), n_batches * batch_size)
     train_idx = torch.arange(n_train)
@@ -148,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     global CLOCK
-    device = training.resolve_device(args.device)
+    device = runtime.resolve_device(args.device)
     use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
     CLOCK = time.process_time if use_cpu_clock else time.perf_counter
     data = synthetic_data(args.clips)
     rows = []
-    with training.torch_runtime(device):
+    with runtime.torch_runtime(device):
         if args.threads > 0:
             torch.set_num_threads(args.threads)
-        label = f"{training.device_name(device)}, {'CPU' if use_cpu_clock else 'wall'} time"
+        label = f"{runtime.device_name(device)}, {'CPU' if use_cpu_clock else 'wall'} time"
         for name in args.models:
             rows.append(bench_model(name, data, device, args.batch_size, args.batches, args.repeats))
             print(f"  {name}: loop {rows[-1]['loop_s']:.3f} s, bare {rows[-1]['bare_s']:.3f} s", flush=True)

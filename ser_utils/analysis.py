@@ -1,7 +1,7 @@
 """Results of a sweep as the report's tables, beside the report's own numbers, and the human baseline.
 
 Everything here reads whatever run folders exist (a partial sweep is fine) through
-:func:`ser_utils.sweep.collect_results` and :func:`ser_utils.training.load_run`; nothing
+:mod:`ser_utils.runs` (``load_results``, ``load_run``); nothing
 trains. Numbers from the synthetic demo corpus are labelled as such wherever they are shown
 (:func:`caption`, :func:`banner_html`), because they say nothing about CREMA-D.
 
@@ -20,30 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser_utils import config
+from ser_utils import config, published, runs
 
-SYNTHETIC_CAPTION = "synthetic demo corpus — not CREMA-D"
-FINISHED_STATUSES = ("complete", "diverged")
 #: Columns holding fractions, shown as percentages.
-PERCENT_COLUMNS = ("accuracy", "f1", "precision", "recall", "f1_macro", "uar", "report_accuracy")
+PERCENT_COLUMNS = ("accuracy", "f1", "precision", "recall", "f1_macro", "uar", "report_accuracy", "mean", "sd",
+                   "lo", "hi")
 #: Columns of the per-configuration tables (Tables 3 and 4 and the combined one).
-TABLE_COLUMNS = ["run_id", "activation", "lr", "accuracy", "report_accuracy", "f1", "precision", "recall", "uar",
-                 "best_epoch", "epochs_run", "status"]
-#: Which model each numbered table shows. The combined configurations have no table number here.
-TABLE_MODELS = {"table3": "2d", "table4": "1d", "table_combined": "combined"}
-
-#: The course report's published numbers, to show beside ours. Only what is known is filled in:
-#: the report's best test accuracy (combined, 64.1 %, ``config.REPORT_BEST_ACCURACY``), whose
-#: activation and learning rate we do not know (None). The per-configuration tables (3, 4 and
-#: the combined one) are honestly empty: their published values were not available to us. Fill
-#: in rows as ``{"model": "2d", "activation": "silu", "lr": 0.001, "accuracy": 0.58}``.
-REPORT_TABLES: dict[str, list[dict[str, Any]]] = {
-    "table2": [{"model": m, "activation": None, "lr": None, "accuracy": acc}
-               for m, acc in config.REPORT_BEST_ACCURACY.items()],
-    "table3": [],
-    "table4": [],
-    "table_combined": [],
-}
+TABLE_COLUMNS = ["run_id", "activation", "lr", "accuracy", "accuracy_ci", "report_accuracy", "difference",
+                 "report_inside_ci", "f1", "f1_ci", "precision", "recall", "uar", "uar_ci", "best_epoch", "epochs_run",
+                 "status"]
 
 #: How a tied majority vote (``NEU:SAD``) scores against the intended emotion.
 TIE_RULES = {
@@ -56,26 +41,6 @@ TIE_RULE = "split"
 
 
 # ----------------------------------------------------------------------- results
-def load_results(runs_dir: str | Path = config.RUNS_DIR, results_csv: str | Path | None = None) -> pd.DataFrame:
-    """The results table: read ``results_csv`` when given, else collected from the run folders."""
-    from ser_utils import sweep
-
-    if results_csv:
-        path = Path(results_csv)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no results table; run `python -m ser_utils sweep` or leave "
-                                    f"results_csv empty to collect from {runs_dir}")
-        return sweep.sort_runs(pd.read_csv(path))
-    return sweep.collect_results(runs_dir)
-
-
-def finished(results: pd.DataFrame) -> pd.DataFrame:
-    """Runs that finished (complete or diverged): the ones with test metrics."""
-    if results.empty:
-        return results
-    return results[results["status"].isin(FINISHED_STATUSES)].reset_index(drop=True)
-
-
 def is_synthetic(results: pd.DataFrame, default: bool = False) -> bool:
     """True when any run was trained on the synthetic demo corpus; ``default`` when no run says.
 
@@ -88,7 +53,7 @@ def is_synthetic(results: pd.DataFrame, default: bool = False) -> bool:
 
 def caption(title: str, synthetic: bool) -> str:
     """A table caption, labelled when the numbers come from the synthetic corpus."""
-    return f"{title} — {SYNTHETIC_CAPTION}" if synthetic else title
+    return f"{title} — {config.SYNTHETIC_LABEL}" if synthetic else title
 
 
 def banner_html(synthetic: bool) -> str:
@@ -97,14 +62,8 @@ def banner_html(synthetic: bool) -> str:
         return ""
     return ("<div class='synthetic-banner' style='border:2px solid #c0392b;background:#fdecea;padding:8px 12px;"
             "color:#c0392b;font-weight:bold;margin:8px 0'>"
-            f"{html.escape(SYNTHETIC_CAPTION[0].upper() + SYNTHETIC_CAPTION[1:])}: every number on this page comes "
+            f"{html.escape(config.SYNTHETIC_LABEL[0].upper() + config.SYNTHETIC_LABEL[1:])}: every number on this page comes "
             "from generated speech and says nothing about CREMA-D.</div>")
-
-
-def published(table: str) -> pd.DataFrame:
-    """One of :data:`REPORT_TABLES` as a DataFrame (empty when the report's values are unknown)."""
-    rows = REPORT_TABLES.get(table, [])
-    return pd.DataFrame(rows, columns=["model", "activation", "lr", "accuracy"])
 
 
 def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
@@ -112,7 +71,7 @@ def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
 
     ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest).
     """
-    done = finished(results)
+    done = runs.finished(results)
     columns = ["model", *TABLE_COLUMNS]
     if done.empty:
         return pd.DataFrame(columns=columns)
@@ -120,25 +79,41 @@ def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
     if by not in done:
         raise ValueError(f"by={by!r}: not a results column; use 'accuracy' or 'best_val_loss'")
     best = done.sort_values(by, ascending=ascending, kind="stable").groupby("model", sort=False).head(1)
-    report = published("table2").set_index("model")["accuracy"]
-    best = best.assign(report_accuracy=best["model"].map(report))
+    report = published.table("table2").set_index("model")["accuracy"]
+    best = with_intervals(best.assign(report_accuracy=best["model"].map(report)))
     order = {m: i for i, m in enumerate(config.MODELS)}
     best = best.sort_values("model", key=lambda s: s.map(lambda m: order.get(m, len(order))))
     return best.reindex(columns=columns).reset_index(drop=True)
 
 
-def configuration_table(results: pd.DataFrame, model: str, table: str | None = None) -> pd.DataFrame:
-    """Tables 3 / 4 / combined: every configuration of one model (failed ones too, marked)."""
+def with_intervals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add the 95% intervals as text (``accuracy_ci``, ``f1_ci``, ``uar_ci``: ``"57.9-62.0"``), the
+    difference from the report (``difference``, points) and whether the report's number lies
+    inside our interval (``report_inside_ci``)."""
+    rows = rows.copy()
+    for metric in ("accuracy", "f1", "uar"):
+        lo, hi = rows.get(f"{metric}_lo"), rows.get(f"{metric}_hi")
+        rows[f"{metric}_ci"] = ([f"{a * 100:.1f}-{b * 100:.1f}" if pd.notna(a) and pd.notna(b) else None
+                                 for a, b in zip(lo, hi)] if lo is not None and hi is not None else None)
+    report = pd.to_numeric(rows.get("report_accuracy"), errors="coerce")
+    rows["difference"] = (pd.to_numeric(rows["accuracy"], errors="coerce") - report) * 100
+    lo = pd.to_numeric(rows.get("accuracy_lo", pd.Series(np.nan, index=rows.index)), errors="coerce")
+    hi = pd.to_numeric(rows.get("accuracy_hi", pd.Series(np.nan, index=rows.index)), errors="coerce")
+    known = report.notna() & lo.notna()
+    rows["report_inside_ci"] = [("yes" if a <= r <= b else "no") if k else None
+                                for r, a, b, k in zip(report, lo, hi, known)]
+    return rows
+
+
+def configuration_table(results: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Tables 3 / 4 / combined: every configuration of one model (failed ones too, marked), with the
+    report's published accuracy of the same configuration beside it (none for the combined model)."""
     rows = results[results["model"] == model].copy() if not results.empty else results.copy()
-    report = published(table or _table_of(model))
-    if not report.empty and not rows.empty:
-        keyed = report.set_index(["activation", "lr"])["accuracy"]
-        rows["report_accuracy"] = [keyed.get((a, float(lr)), np.nan) for a, lr in zip(rows["activation"], rows["lr"])]
+    if not rows.empty:
+        rows["report_accuracy"] = [(published.lookup(model, a, lr) or {}).get("accuracy", np.nan)
+                                   for a, lr in zip(rows["activation"], rows["lr"])]
+        rows = with_intervals(rows)
     return rows.reindex(columns=TABLE_COLUMNS).reset_index(drop=True)
-
-
-def _table_of(model: str) -> str:
-    return next((t for t, m in TABLE_MODELS.items() if m == model), "")
 
 
 def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mapping[str, Any] | None = None) -> Any:
@@ -149,7 +124,8 @@ def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mappi
     """
     base = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in frame}
     base.update({c: "{:g}" for c in ("lr",) if c in frame})
-    base.update({c: "{:.0f}" for c in ("best_epoch", "epochs_run", "epochs") if c in frame})
+    base.update({c: "{:.0f}" for c in ("best_epoch", "epochs_run", "epochs", "seeds") if c in frame})
+    base.update({c: "{:+.1f}" for c in ("difference", "difference_points", "gap_points") if c in frame})
     styler = frame.style.format({**base, **(formats or {})}, na_rep="—")
     if "accuracy" in frame and frame["accuracy"].notna().any():
         styler = styler.background_gradient(subset=["accuracy"], cmap="Greens")
@@ -161,7 +137,7 @@ def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mappi
 
 def top_runs(results: pd.DataFrame, n: int = 3) -> list[str]:
     """The run ids of the ``n`` most accurate finished runs (best first)."""
-    done = finished(results)
+    done = runs.finished(results)
     return done.sort_values("accuracy", ascending=False, kind="stable")["run_id"].head(n).tolist()
 
 
@@ -169,25 +145,6 @@ def best_run(results: pd.DataFrame) -> str | None:
     """The run id with the highest test accuracy, or None when nothing finished."""
     ids = top_runs(results, 1)
     return ids[0] if ids else None
-
-
-def load_run(runs_dir: str | Path, run_id: str) -> dict[str, Any]:
-    """One run folder read back, as :func:`ser_utils.training.load_run` returns it.
-
-    Read here with pandas alone so that the analysis and the report never import torch
-    (seconds of start-up for a command that only reads CSV and JSON files).
-    """
-    run_dir = Path(runs_dir) / run_id
-
-    def csv_or_none(name: str, **kwargs: Any) -> pd.DataFrame | None:
-        path = run_dir / name
-        return pd.read_csv(path, **kwargs) if path.is_file() else None
-
-    from ser_utils.sweep import read_json
-
-    return {"run_dir": run_dir, "run_id": run_id, "config": read_json(run_dir / "config.json"),
-            "metrics": read_json(run_dir / "metrics.json"), "history": csv_or_none("history.csv"),
-            "confusion": csv_or_none("confusion.csv", index_col=0), "predictions": csv_or_none("predictions.csv")}
 
 
 # ------------------------------------------------------------------ confusions
@@ -210,12 +167,7 @@ def per_class_f1(metrics: Mapping[str, Any]) -> pd.Series:
 
 def histories(runs_dir: str | Path, run_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
     """``run_id -> history.csv`` for the runs that have one (Figure 9)."""
-    out = {}
-    for rid in run_ids:
-        path = Path(runs_dir) / rid / "history.csv"
-        if path.is_file():
-            out[rid] = pd.read_csv(path)
-    return out
+    return runs.load_tables(runs_dir, run_ids, runs.HISTORY_FILE)
 
 
 # ------------------------------------------------------------- human baseline
@@ -323,3 +275,39 @@ def human_summary(accuracy: Mapping[str, float], label: str = "all clips") -> st
     """One line: the listeners' accuracy under each tie rule, e.g. for all 7,442 clips."""
     rules = ", ".join(f"{accuracy[rule]:.1%} ({rule})" for rule in TIE_RULES)
     return f"listeners, voice only, on {label} ({accuracy['n']:,} clips): {rules}"
+
+
+# -------------------------------------------------------- alternatives (notebook 09)
+def comparison_findings(table: pd.DataFrame, synthetic: bool) -> list[str]:
+    """The conclusions of notebook 09, computed from its comparison table (``runs.run_summary`` rows).
+
+    Each sentence states a measured number, so it changes with the table; comparisons between a
+    full run and a quick run (few epochs, few clips) are flagged as not comparable.
+    """
+    rows = table.dropna(subset=["accuracy"]).set_index("label", drop=False)
+    if rows.empty:
+        return ["No finished run to compare yet."]
+    findings = []
+    best = rows.loc[rows["accuracy"].idxmax()]
+    findings.append(f"Highest test accuracy: **{best['label']}** at {best['accuracy']:.1%}.")
+    sized = rows.dropna(subset=["n_params", "n_train"])
+    if len(sized):
+        per_clip = (sized["n_params"] / sized["n_train"]).sort_values(ascending=False)
+        findings.append("Parameters per training clip: " + ", ".join(
+            f"{label} {value:,.0f}" for label, value in per_clip.items()) + ".")
+    gaps = rows.dropna(subset=["gap_acc"])
+    if len(gaps):
+        worst = gaps.loc[gaps["gap_acc"].idxmax()]
+        findings.append(f"Largest train-validation gap: **{worst['label']}**, training accuracy "
+                        f"{worst['train_acc']:.1%} against validation {worst['val_acc']:.1%} "
+                        f"({worst['gap_acc'] * 100:+.1f} points) at its best epoch.")
+    by_model = {r["model"]: r for _, r in rows.iterrows()}
+    for other, what in (("combined-varlen", "variable-length input"), ("combined-mean1d", "mean-pooled 1D features")):
+        if other in by_model and "combined" in by_model:
+            a, b = by_model[other], by_model["combined"]
+            note = "" if a["source"] == b["source"] else " (not comparable: one is a quick run)"
+            findings.append(f"{what} against the fixed-size combined model: {a['accuracy']:.1%} vs "
+                            f"{b['accuracy']:.1%} ({(a['accuracy'] - b['accuracy']) * 100:+.1f} points){note}.")
+    if synthetic:
+        findings.append(f"Every number here is from the {config.SYNTHETIC_LABEL}: none says anything about CREMA-D.")
+    return findings

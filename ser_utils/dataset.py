@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ser_utils import config
+from ser_utils.errors import UserError
 
 NAME_PATTERN = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})\.wav$")
 LFS_POINTER_PREFIX = b"version https://git-lfs"
@@ -34,7 +35,7 @@ GET_DATA_HINT = (
 )
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad data input; the message is one line naming the file or folder and the fix."""
 
 
@@ -237,7 +238,7 @@ def split(clips: pd.DataFrame, method: str = "random", seed: int = config.SEED,
     elif method == "speaker":
         labels = _speaker_split(clips, seed, test_size, val_size)
     else:
-        raise ValueError(f"unknown split method {method!r}; choose one of {', '.join(config.SPLITS)}")
+        raise UserError(f"unknown split method {method!r}; choose one of {', '.join(config.SPLITS)}")
     out = clips.copy()
     out["split"] = labels
     return out
@@ -250,8 +251,13 @@ def _random_split(clips: pd.DataFrame, seed: int, test_size: float, val_size: fl
     emotion = clips["emotion"].to_numpy()
     if len(clips) < 2 * len(set(emotion)) + 2:
         raise DataError(f"only {len(clips)} clips: too few for a stratified train/val/test split")
-    rest, test = train_test_split(index, test_size=test_size, stratify=emotion, random_state=seed)
-    train, val = train_test_split(rest, test_size=val_size, stratify=emotion[rest], random_state=seed)
+    try:
+        rest, test = train_test_split(index, test_size=test_size, stratify=emotion, random_state=seed)
+        train, val = train_test_split(rest, test_size=val_size, stratify=emotion[rest], random_state=seed)
+    except ValueError as err:  # scikit-learn: too few clips of a class for a stratified split
+        counts = ", ".join(f"{e} {n}" for e, n in pd.Series(emotion).value_counts().sort_index().items())
+        raise DataError(f"{len(clips)} clips ({counts}) are too few for the stratified split "
+                        f"(30% test, then 5% validation): {' '.join(str(err).split())[:160]}; use more actors") from None
     labels = np.empty(len(clips), dtype=object)
     labels[train], labels[val], labels[test] = "train", "val", "test"
     return labels
@@ -277,10 +283,21 @@ def _speaker_split(clips: pd.DataFrame, seed: int, test_size: float, val_size: f
     return clips["actor"].map(assignment).to_numpy(dtype=object)
 
 
-def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Clips per emotion and split (the table the data tour prints)."""
-    return pd.crosstab(frame["emotion"], frame["split"], margins=True).reindex(
-        columns=["train", "val", "test", "All"], fill_value=0)
+def check_split(frame: pd.DataFrame, label: str = "corpus") -> None:
+    """Raise one :class:`DataError` unless train, val and test each hold every emotion.
+
+    Called before a sweep starts, so a corpus too small for its split is reported once, with the
+    numbers, instead of failing inside every run.
+    """
+    counts = pd.crosstab(frame["emotion"], frame["split"]).reindex(
+        index=sorted(set(frame["emotion"])), columns=["train", "val", "test"], fill_value=0)
+    empty = [f"{split} has no {emotion}" for split in counts.columns for emotion in counts.index
+             if counts.loc[emotion, split] == 0]
+    if empty:
+        sizes = ", ".join(f"{s} {int(counts[s].sum())}" for s in counts.columns)
+        raise DataError(f"{label}: {len(frame)} clips split into {sizes}, but {'; '.join(empty[:4])}"
+                        f"{' ...' if len(empty) > 4 else ''}; every split needs every emotion: use more actors "
+                        f"(the demo corpus: --actors 3 or more) or the random split")
 
 
 # -------------------------------------------------------------- listener votes

@@ -4,15 +4,22 @@
 corpus it is (and stamps a banner when it is the synthetic demo corpus), styles the
 figures, and gives the notebook one place to save figures and load the manifest and the
 cached features, so no notebook carries a copy-pasted setup block.
+
+With ``data_dir`` empty the corpus is found by :mod:`ser_utils.corpus_discovery` (the one
+``make demo`` used, else any demo corpus); notebook 01 generates the demo corpus when there is
+none. Missing or bad data is the user's to fix, not a bug: in a kernel it stops the notebook with
+one line naming the fix, never a traceback.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ser_utils import config
+from ser_utils.dataset import DataError
 
 SYNTHETIC_BANNER = (
     "<div style='border:2px solid #c0392b;padding:6px 10px;color:#c0392b;font-weight:bold'>"
@@ -20,6 +27,10 @@ SYNTHETIC_BANNER = (
     "not from CREMA-D. Point <code>data_dir</code> (or $CREMA_D_DIR) at CREMA-D for real results."
     "</div>"
 )
+
+
+class NoCorpusError(DataError):
+    """No corpus named and none found; the message says which command makes one."""
 
 
 @dataclass
@@ -31,6 +42,7 @@ class NotebookContext:
     root: Path
     synthetic: bool
     figures_dir: Path
+    source: str = "data_dir"  # how the corpus was chosen (the banner shows it)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -54,8 +66,12 @@ class NotebookContext:
         return self._cache[key]
 
     def features(self, features_dir: str | Path | None = None, jobs: int | None = None, progress: bool = True):
-        """The cached 1D/2D features of the whole corpus (computed once, then loaded)."""
-        from ser_utils import dataset, features
+        """The cached 1D/2D features of the whole corpus (computed once, then loaded).
+
+        With the default cache (``outputs/features``) the corpus is recorded in
+        ``outputs/corpus.json``, so the next notebook opened without ``data_dir`` uses it too.
+        """
+        from ser_utils import corpus_discovery, dataset, features
 
         key = ("features", str(features_dir))
         if key not in self._cache:
@@ -63,23 +79,57 @@ class NotebookContext:
             self._cache[key] = features.extract(
                 clips, cache_root=Path(features_dir) if features_dir else config.FEATURES_DIR,
                 jobs=jobs, progress=progress)
+            if not features_dir:
+                corpus_discovery.record_corpus(self.root, config.OUTPUTS_DIR, by=f"notebook {self.name}")
         return self._cache[key]
 
 
 def setup(name: str, data_dir: str | Path | None = None, figures_root: str | Path | None = None,
-          show: bool = True) -> NotebookContext:
-    """Open a notebook: locate the data, style plots, and show which corpus this is."""
-    from ser_utils import dataset
+          show: bool = True, generate: bool = False) -> NotebookContext:
+    """Open a notebook: locate the data, style plots, and show which corpus this is.
 
+    ``data_dir`` empty or None: :func:`ser_utils.corpus_discovery.find_corpus` chooses; when it
+    finds nothing, ``generate=True`` (notebook 01) makes the quick demo corpus with a progress
+    bar, otherwise :class:`NoCorpusError` says in one line which command makes it.
+    """
+    from ser_utils import corpus_discovery, dataset
+
+    _data_errors_in_one_line()
+    source = "data_dir"
+    if not data_dir:
+        found = corpus_discovery.ensure_corpus() if generate else corpus_discovery.find_corpus()
+        if found is None:
+            raise NoCorpusError(corpus_discovery.missing_corpus_message())
+        data_dir, source = found.path, found.source
     location = dataset.locate(data_dir)
     synthetic = dataset.is_synthetic(location.root)
     ctx = NotebookContext(
         name=name, data_dir=location.audio_dir, root=location.root, synthetic=synthetic,
-        figures_dir=Path(figures_root or config.FIGURES_DIR) / name)
+        figures_dir=Path(figures_root or config.FIGURES_DIR) / name, source=source)
     _style_plots()
     if show:
         _show_banner(ctx)
     return ctx
+
+
+def _data_errors_in_one_line() -> None:
+    """In a kernel, show a :class:`DataError` (missing or bad data) as its one-line message.
+
+    The error still stops "Run All" (the cells below need the data), but the user sees the fix,
+    not a traceback through the package. Outside IPython nothing changes.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(self, etype, value, tb, tb_offset=None):
+        self._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
+
+    shell.set_custom_exc((DataError,), one_line)
 
 
 def _style_plots() -> None:
@@ -90,12 +140,14 @@ def _style_plots() -> None:
 
 def _show_banner(ctx: NotebookContext) -> None:
     text = f"Data: {ctx.root} ({'synthetic demo corpus, not CREMA-D' if ctx.synthetic else 'CREMA-D'})"
+    if ctx.source != "data_dir":
+        text += f"; data_dir is empty, so this is {ctx.source}"
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
 
         if get_ipython() is not None:
-            display(HTML((SYNTHETIC_BANNER if ctx.synthetic else "") + f"<p><code>{text}</code></p>"))
+            display(HTML((SYNTHETIC_BANNER if ctx.synthetic else "") + f"<p><code>{html.escape(text)}</code></p>"))
             return
     except ImportError:  # plain Python without IPython
         pass

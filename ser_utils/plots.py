@@ -12,7 +12,6 @@ import matplotlib
 
 from ser_utils import config
 
-SYNTHETIC_LABEL = "synthetic demo corpus - not CREMA-D"
 
 
 def save_figure(fig: "matplotlib.figure.Figure", notebook: str, name: str,
@@ -28,7 +27,7 @@ def save_figure(fig: "matplotlib.figure.Figure", notebook: str, name: str,
 def corpus_banner(fig: "matplotlib.figure.Figure", synthetic: bool) -> None:
     """Stamp figures made from the demo corpus so no one mistakes them for CREMA-D results."""
     if synthetic:
-        fig.text(0.99, 0.005, SYNTHETIC_LABEL, ha="right", va="bottom", fontsize=8,
+        fig.text(0.99, 0.005, config.SYNTHETIC_LABEL, ha="right", va="bottom", fontsize=8,
                  color="crimson", alpha=0.9)
 
 
@@ -289,8 +288,15 @@ def confusion_matrix(confusion, title: str = "", normalize: bool = True, ax=None
 
 
 # ------------------------------------------------------------- sweep analysis (notebook 08)
-def accuracy_heatmaps(results, models=None, value: str = "accuracy"):
-    """Figure 7: test accuracy per activation x learning rate, one heatmap per model (finished runs)."""
+def accuracy_heatmaps(results, models=None, value: str = "accuracy", tied=None):
+    """Figure 7: test accuracy per activation x learning rate, one heatmap per model (finished runs).
+
+    ``tied``: run ids that cannot be told apart from their model's best run
+    (``breakdown.tied_with_best``): their cells get a white frame, so the reader sees which
+    differences are within the noise.
+    """
+    from matplotlib.patches import Rectangle
+
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -306,7 +312,11 @@ def accuracy_heatmaps(results, models=None, value: str = "accuracy"):
                     linewidths=0.5, linecolor="white", mask=grid.isna(), xticklabels=True, yticklabels=True)
         ax.set_xticklabels([f"{lr:g}" for lr in grid.columns])
         ax.grid(False)
-        ax.set_title(f"{model}: test {value} (%)")
+        marked = rows[rows["run_id"].isin(set(tied))] if tied is not None and len(rows) else rows.iloc[0:0]
+        for run in marked.itertuples():
+            x, y = list(grid.columns).index(float(run.lr)), list(grid.index).index(run.activation)
+            ax.add_patch(Rectangle((x + 0.04, y + 0.04), 0.92, 0.92, fill=False, edgecolor="white", linewidth=2.5))
+        ax.set_title(f"{model}: test {value} (%)" + ("; framed: tied with the best" if tied is not None else ""))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("activation")
     return fig

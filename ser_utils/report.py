@@ -2,7 +2,7 @@
 
 Layout (``python -m ser_utils report --runs outputs/runs --out outputs/report``)::
 
-    outputs/executed/NN_name.ipynb      executed copies of notebooks 01-08 (execute_notebooks)
+    outputs/executed/NN_name.ipynb      executed copies of notebooks 01-10 (ser_utils.nbexec)
     outputs/report/index.html           headline table, key figures, links to every page
     outputs/report/NN_name.html         one page per executed notebook
     outputs/report/runs/<run_id>.html   one page per training run (its 07_train.ipynb)
@@ -17,16 +17,15 @@ Numbers from the synthetic demo corpus carry a banner on the index page, as in t
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
-import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ser_utils import config
+from ser_utils import config, fileio, runs
+from ser_utils.errors import UserError
 
 EXECUTED_DIR = config.OUTPUTS_DIR / "executed"
 RUN_PAGES = "runs"
@@ -43,91 +42,6 @@ figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption
 """
 
 
-class NotebookFailedError(RuntimeError):
-    """A notebook raised while papermill executed it (its partial copy is kept, error in place)."""
-
-
-# ------------------------------------------------------------------ execution
-INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-
-
-@contextlib.contextmanager
-def inline_figures():
-    """Make kernels started inside this block draw figures inline (into the executed notebook).
-
-    A kernel inherits ``MPLBACKEND`` from the process that starts it; set to ``Agg`` (common in
-    CI and test set-ups) the executed notebooks would carry no figures at all, and the report
-    would be empty. The variable is restored on exit.
-    """
-    before = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = INLINE_BACKEND
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = before
-
-
-def notebook_path(name: str | Path) -> Path:
-    """``"08_analysis"``, ``"08_analysis.ipynb"`` or a path -> the notebook file (ValueError if absent)."""
-    path = Path(name)
-    if not path.suffix:
-        path = path.with_suffix(".ipynb")
-    if not path.is_file():
-        path = config.NOTEBOOKS_DIR / path.name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such notebook; names look like 08_analysis (see {config.NOTEBOOKS_DIR})")
-    return path
-
-
-def declared_parameters(path: str | Path) -> set[str]:
-    """The names a notebook's ``parameters`` cell declares (papermill would inject any name)."""
-    import papermill as pm
-
-    return set(pm.inspect_notebook(str(path)))
-
-
-def execute_notebooks(names: Iterable[str | Path], out_dir: str | Path = EXECUTED_DIR,
-                      parameters: Mapping[str, Any] | None = None, kernel_name: str | None = None,
-                      keep_going: bool = False, progress: bool = True) -> list[Path]:
-    """Execute notebooks with papermill into ``out_dir/NN_name.ipynb`` (what the report exports).
-
-    ``parameters`` is one dict for all notebooks; each notebook receives only the names its
-    parameters cell declares (e.g. ``data_dir`` everywhere, ``runs_dir`` where it is used). Each
-    copy is written under a temporary name and moved into place, so an interrupted run never
-    leaves a half-written page; a failing notebook is kept (its error shows in the report) and
-    raises :class:`NotebookFailedError`, after the others when ``keep_going``.
-    """
-    import papermill as pm
-    from tqdm.auto import tqdm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [notebook_path(n) for n in names]
-    written, failures = [], []
-    for path in tqdm(paths, desc="notebooks", unit="nb", disable=not progress):
-        params = {k: v for k, v in (parameters or {}).items() if k in declared_parameters(path)}
-        target, partial = out_dir / path.name, out_dir / f".{path.stem}.partial.ipynb"
-        try:
-            with inline_figures():
-                pm.execute_notebook(str(path), str(partial), parameters=params, cwd=str(path.parent),
-                                    kernel_name=kernel_name, progress_bar=False)
-        except Exception as err:
-            failures.append(f"{path.name} ({getattr(err, 'ename', type(err).__name__)}: "
-                            f"{' '.join(str(getattr(err, 'evalue', err)).split())[:200]})")
-            if not keep_going:
-                break
-        finally:
-            if partial.is_file():
-                os.replace(partial, target)
-                written.append(target)
-    if failures:
-        raise NotebookFailedError(f"{'; '.join(failures)}: see the executed copies in {out_dir}")
-    return written
-
-
 # --------------------------------------------------------------------- export
 def export_html(notebook: str | Path, html_path: str | Path, code: bool = True) -> Path:
     """One notebook -> one self-contained HTML page (images embedded; code hidden unless ``code``)."""
@@ -138,40 +52,44 @@ def export_html(notebook: str | Path, html_path: str | Path, code: bool = True) 
                             exclude_input_prompt=not code, exclude_output_prompt=not code)
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"path": str(Path(notebook).parent)}})
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(html_path, body)
-    return html_path
+    return fileio.write_text(html_path, body)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def resolve_runs_dir(runs_dir: str | Path) -> Path:
+    """The folder of run folders: ``runs_dir`` itself, or its ``runs/`` when given a sweep's ``--out``."""
+    runs_dir = Path(runs_dir)
+    nested = runs_dir / "runs"
+    if nested.is_dir() and not any((d / runs.CONFIG_FILE).is_file() or (d / runs.METRICS_FILE).is_file()
+                                   for d in runs_dir.iterdir() if d.is_dir()):
+        return nested
+    return runs_dir
 
 
 def export_report(runs_dir: str | Path = config.RUNS_DIR, out_dir: str | Path = config.REPORT_DIR,
                   executed_dir: str | Path = EXECUTED_DIR, code: bool = True, progress: bool = True) -> Path:
-    """Export the executed notebooks and every run's notebook, then write ``index.html``; return it."""
+    """Export the executed notebooks and every run's notebook, then write ``index.html``; return it.
+
+    ``runs_dir`` may be the runs folder or the sweep's output folder (holding ``runs/``);
+    ``out_dir`` is created with its parents.
+    """
     from tqdm.auto import tqdm
 
-    from ser_utils import analysis
-
-    runs_dir, out_dir, executed_dir = Path(runs_dir), Path(out_dir), Path(executed_dir)
-    if not runs_dir.is_dir() and not executed_dir.is_dir():
-        raise FileNotFoundError(f"{runs_dir}: no run folders and no executed notebooks in {executed_dir}; "
-                                f"run `python -m ser_utils sweep` first (or pass --runs/--executed)")
+    runs_dir, out_dir, executed_dir = resolve_runs_dir(runs_dir), Path(out_dir), Path(executed_dir)
     notebooks = sorted(executed_dir.glob(NOTEBOOK_GLOB)) if executed_dir.is_dir() else []
-    run_notebooks = sorted(runs_dir.glob(f"*/{'07_train.ipynb'}")) if runs_dir.is_dir() else []
+    run_notebooks = sorted(runs_dir.glob(f"*/{runs.RUN_NOTEBOOK}")) if runs_dir.is_dir() else []
+    if not notebooks and not run_notebooks:
+        raise UserError(f"{runs_dir}: no run notebooks, and no executed notebooks in {executed_dir}; "
+                                f"run `python -m ser_utils sweep` first, or pass --runs/--executed")
+    out_dir.mkdir(parents=True, exist_ok=True)
     pages, run_pages = {}, {}
     for nb in tqdm(notebooks + run_notebooks, desc="html", unit="page", disable=not progress):
         if nb in run_notebooks:
             run_pages[nb.parent.name] = export_html(nb, out_dir / RUN_PAGES / f"{nb.parent.name}.html", code)
         else:
             pages[nb.stem] = export_html(nb, out_dir / f"{nb.stem}.html", code)
-    results = analysis.load_results(runs_dir)
+    results = runs.load_results(runs_dir)
     index = out_dir / "index.html"
-    _write_text_atomic(index, index_html(results, runs_dir, pages, run_pages, out_dir, executed_dir, code))
+    fileio.write_text(index, index_html(results, runs_dir, pages, run_pages, out_dir, executed_dir, code))
     return index
 
 
@@ -194,7 +112,7 @@ def key_figures(results: Any, runs_dir: Path, synthetic: bool) -> list[tuple[str
     if best is None:
         return []
     figures = [("Figure 7 · test accuracy by activation and learning rate", plots.accuracy_heatmaps(results))]
-    run = analysis.load_run(runs_dir, best)
+    run = runs.load_run(runs_dir / best)
     if run["confusion"] is not None:
         figures.append((f"Figure 8 · confusion matrix of the best run, {best} (test set)",
                         plots.confusion_counts_and_rates(run["confusion"], title=best)))
@@ -263,8 +181,8 @@ def index_html(results: Any, runs_dir: Path, pages: Mapping[str, Path], run_page
 <p>{html.escape(analysis.sweep_status(results, expected=expected))}.</p>
 <h2>Headline: best configuration per architecture</h2>
 {_headline(results, run_pages, synthetic)}
-<p class="muted">report_accuracy: the course report's published test accuracy where known (only its best, the combined
-model at 64.1%); chosen by test accuracy as in the report.</p>
+<p class="muted">report_accuracy: the course report's published test accuracy for the same configuration
+(its best: the 2D CNN with SiLU at lr 0.001, 64.1%); chosen by test accuracy as in the report.</p>
 <h2>Key figures</h2>
 {figures or "<p class='muted'>No finished run yet.</p>"}
 <h2>Notebooks</h2>

@@ -6,86 +6,45 @@ confusion matrix, which the HTML report links to; a crash shows the failing cell
 
 Guarantees
 ----------
-* **Resume.** A run counts as done when its ``metrics.json`` says ``complete`` or ``diverged``
-  *and* its executed notebook is in the folder (:func:`is_complete`). Re-running the same command
-  after an interruption (Ctrl-C, ``kill -9``, a lost node) runs only what is missing; nothing
-  done is re-run or lost. The notebook is written under a temporary name
-  (``.07_train.partial.ipynb``) and moved into place when papermill finishes.
-* **No silent mix-ups.** A finished run whose ``config.json`` differs from the request (e.g. it
-  was trained for another number of epochs, or on another corpus) is a conflict: the sweep stops
-  before running anything and says to pass ``--force`` or to use another ``--out``.
+* **Resume.** A run counts as done when it is complete (:func:`ser_utils.runs.is_complete`:
+  finished and its executed notebook saved). Re-running the same command after an interruption
+  (Ctrl-C, ``kill -9``, ``scancel``, a lost node) runs only what is missing; nothing done is
+  re-run or lost.
+* **No silent mix-ups.** The run id names every result-affecting setting that differs from the
+  report's protocol (``config.TrainConfig.run_id``); a finished run in the same folder whose
+  recorded settings or corpus still differ from the request is a conflict: the sweep stops before
+  running anything, names the differing fields, and says to pass ``--force`` or use another ``--out``.
 * **Failure isolation.** A configuration that fails (an exception in the notebook, a dead
-  kernel) is recorded in its folder (``metrics.json`` with ``status: failed`` and ``error``, the
-  partial notebook kept) and the sweep goes on; :class:`SweepResult` lists it and the command
-  line exits 1 at the end naming it.
+  kernel, a cell over its time limit) is recorded in its folder (``metrics.json`` with
+  ``status: failed`` and ``error``, the partial notebook kept) and the sweep goes on;
+  :class:`SweepResult` lists it and the command line exits 1 at the end naming it.
 * **One feature pass.** The features are extracted (or found in the cache) once before the first
   run; every notebook then loads them from the cache.
-* **results.csv** is rebuilt from the run folders on disk (never appended to) under a file lock
-  and written atomically, after every run and at the end, so shards sharing one ``--out`` never
+* **results.csv** is rebuilt from the run folders on disk under a file lock
+  (:func:`ser_utils.runs.write_results`) after every run, so shards sharing one ``--out`` never
   race and a partial sweep always has a current table.
 
-Sharding over machines
-----------------------
-``--shard K/N`` runs ``configurations[K-1::N]``; N jobs with K = 1..N cover the 27 once.
-A SLURM array, after computing the features once so the shards do not all extract them::
-
-    # sweep.sbatch
-    #!/bin/bash
-    #SBATCH --job-name=ser-sweep
-    #SBATCH --array=1-9                # 9 shards x 3 configurations = the 27
-    #SBATCH --gres=gpu:1
-    #SBATCH --cpus-per-task=8
-    #SBATCH --time=08:00:00
-    #SBATCH --output=logs/sweep-%A_%a.log
-    source .venv/bin/activate          # or: conda activate ser
-    python -m ser_utils sweep --data "$CREMA_D_DIR" --out outputs \\
-        --shard "${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}"
-
-    # submit: features first, then the array once they exist
-    jid=$(sbatch --parsable --cpus-per-task=16 --wrap \\
-          "python -m ser_utils features --data $CREMA_D_DIR --out outputs/features")
-    sbatch --dependency=afterok:$jid sweep.sbatch
-
-``outputs/`` must be on a file system every node sees. A shard that dies is re-submitted with
-the same command (``sbatch --array=4 sweep.sbatch``) and resumes; ``python -m ser_utils sweep
---out outputs --epochs ...`` without ``--shard`` afterwards only rebuilds what is missing.
+``--shard K/N`` runs ``configurations[K-1::N]`` (:func:`ser_utils.grid.shard`); the README's
+cluster section shows the SLURM job array that uses it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import os
-import re
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from ser_utils import config, fileio, grid, nbexec, runs
+from ser_utils.errors import UserError
 
-from ser_utils import config
-
-NOTEBOOK = config.NOTEBOOKS_DIR / "07_train.ipynb"
-RUN_NOTEBOOK = "07_train.ipynb"
-PARTIAL_NOTEBOOK = ".07_train.partial.ipynb"
-RESULTS_FILE = "results.csv"
-FINISHED_STATUSES = ("complete", "diverged")
-#: results.csv columns, in order (one row per run folder).
-RESULT_COLUMNS = ["run_id", "model", "activation", "lr", "epochs", "split", "seed", "status", "accuracy", "f1",
-                  "precision", "recall", "f1_macro", "uar", "best_epoch", "epochs_run", "wall_time_s",
-                  "n_params", "corpus", "error"]
-#: Fields a finished run must share with the request to be skipped as "the same run".
-COMPARED_FIELDS = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split")
-#: Seconds between two progress lines of one run in the log (its final line always shows).
-LOG_INTERVAL_S = 30.0
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+NOTEBOOK = config.NOTEBOOKS_DIR / runs.RUN_NOTEBOOK
+#: Notebook parameters recorded in metrics.json when a run fails before training wrote its own.
+RECORDED_PARAMETERS = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed")
 
 
-class SweepConflictError(ValueError):
+class SweepConflictError(UserError):
     """Finished runs in the output folder were trained with other settings than requested."""
 
 
@@ -112,210 +71,7 @@ class SweepResult:
         """One line naming every failed configuration and where its notebook is."""
         parts = [f"{rid} ({self.errors.get(rid, 'failed')})" for rid in self.failed]
         return (f"{len(self.failed)} configuration(s) failed: " + "; ".join(parts)
-                + f"; see {self.runs_dir}/<run_id>/{RUN_NOTEBOOK}, fix, and re-run the same command")
-
-
-# ------------------------------------------------------------------ configurations
-def configurations(models: Sequence[str] = config.MODELS, activations: Sequence[str] = config.ACTIVATIONS,
-                   lrs: Sequence[float] = config.LEARNING_RATES) -> list[dict]:
-    """The grid, models outermost: ``[{"model": "1d", "activation": "relu", "lr": 0.001}, ...]``."""
-    return [{"model": m, "activation": a, "lr": float(lr)} for m in models for a in activations for lr in lrs]
-
-
-def shard(configs: Sequence[dict], k: int, n: int) -> list[dict]:
-    """Shard ``k`` of ``n`` (1-based): every n-th configuration from the k-th; the n shards partition."""
-    if n < 1 or not 1 <= k <= n:
-        raise ValueError(f"--shard {k}/{n}: K must be between 1 and N (e.g. --shard 2/9)")
-    return list(configs[k - 1::n])
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/9"`` -> ``(2, 9)``."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match:
-        raise ValueError(f"--shard {text!r}: expected K/N, e.g. --shard 2/9")
-    k, n = int(match.group(1)), int(match.group(2))
-    shard([], k, n)  # validates the range
-    return k, n
-
-
-def parse_names(values: str | Iterable[str]) -> list[str]:
-    """Comma- or space-separated names (``["1d,2d", "combined"]`` -> ``["1d", "2d", "combined"]``), deduplicated."""
-    items = [values] if isinstance(values, str) else list(values)
-    names = [part for item in items for part in re.split(r"[,\s]+", str(item)) if part]
-    return list(dict.fromkeys(names))
-
-
-def parse_lrs(values: str | Iterable[str | float]) -> list[float]:
-    """Learning rates from ``"0.001,0.01"`` or a list; each must be a positive number."""
-    items = [values] if isinstance(values, (str, float, int)) else list(values)
-    lrs = []
-    for name in parse_names([str(v) for v in items]):
-        try:
-            lr = float(name)
-        except ValueError:
-            raise ValueError(f"--lrs {name!r}: not a number (e.g. --lrs 0.001,0.01,0.1)") from None
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"--lrs {name!r}: a learning rate must be a positive number")
-        lrs.append(lr)
-    return list(dict.fromkeys(lrs))
-
-
-def parse_epochs(text: str | int | Mapping[str, int]) -> int | dict[str, int]:
-    """``"150"`` -> 150; ``"1d=8,2d=2,combined=2"`` -> a per-model mapping (the 1D model is ~7x cheaper)."""
-    if isinstance(text, Mapping):
-        pairs = {str(k): v for k, v in text.items()}
-    elif isinstance(text, int):
-        pairs = {"": text}
-    elif "=" not in str(text):
-        pairs = {"": str(text).strip()}
-    else:
-        pairs = {}
-        for part in parse_names(str(text)):
-            model, _, value = part.partition("=")
-            pairs[model.strip()] = value.strip()
-    parsed = {model: _positive_int(value, f"--epochs {text}") for model, value in pairs.items()}
-    return parsed[""] if list(parsed) == [""] else parsed
-
-
-def _positive_int(value: Any, what: str) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ValueError(f"{what}: {value!r} is not a whole number (e.g. --epochs 150 or --epochs 1d=8,2d=2)") from None
-    if number < 1:
-        raise ValueError(f"{what}: must be at least 1")
-    return number
-
-
-def epochs_for(model: str, epochs: int | Mapping[str, int]) -> int:
-    """The epochs of one model under an int or a per-model mapping."""
-    if isinstance(epochs, Mapping):
-        if model not in epochs:
-            raise ValueError(f"--epochs names no value for model {model!r}; add {model}=N "
-                             f"(given: {', '.join(f'{k}={v}' for k, v in epochs.items())})")
-        return int(epochs[model])
-    return int(epochs)
-
-
-def validate(models: Sequence[str], activations: Sequence[str], lrs: Sequence[float],
-             epochs: int | Mapping[str, int], batch_size: int, split: str) -> list[str]:
-    """Reject bad input before any run starts; return warnings (unregistered model names).
-
-    Activations must be registered in :data:`ser_utils.models.ACTIVATIONS`. A model name only has
-    to be a safe folder name: notebook 09's alternatives are built by name too, so a name the
-    notebook cannot build is tried, recorded as failed and reported, not refused here.
-    """
-    from ser_utils import models as model_zoo
-
-    if not models or not activations or not lrs:
-        raise ValueError("--models, --activations and --lrs each need at least one value")
-    unknown = [a for a in activations if a not in model_zoo.ACTIVATIONS]
-    if unknown:
-        raise ValueError(f"--activations: unknown {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(model_zoo.ACTIVATIONS)}")
-    bad = [m for m in models if not SAFE_NAME.match(m)]
-    if bad:
-        raise ValueError(f"--models: {', '.join(map(repr, bad))} cannot name a run folder; use e.g. 1d,2d,combined")
-    if split not in config.SPLITS:
-        raise ValueError(f"--split {split!r}: choose one of {', '.join(config.SPLITS)}")
-    _positive_int(batch_size, "--batch-size")
-    for model in models:
-        epochs_for(model, epochs)
-    return [f"model {m!r} is not registered in ser_utils.models.MODEL_REGISTRY "
-            f"({', '.join(model_zoo.MODEL_REGISTRY)}); its runs will fail unless the notebook can build it"
-            for m in models if m not in model_zoo.MODEL_REGISTRY]
-
-
-# ------------------------------------------------------------------- run folders
-def read_json(path: Path) -> dict | None:
-    """A JSON file as a dict, or None when absent or unreadable (a half-written file counts as absent)."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON through a temporary file and ``os.replace``, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def is_complete(run_dir: str | Path) -> bool:
-    """True when ``metrics.json`` says complete or diverged and the executed notebook is present."""
-    run_dir = Path(run_dir)
-    metrics = read_json(run_dir / "metrics.json") or {}
-    return metrics.get("status") in FINISHED_STATUSES and (run_dir / RUN_NOTEBOOK).is_file()
-
-
-def collect_results(runs_dir: str | Path) -> pd.DataFrame:
-    """One row per run folder under ``runs_dir`` (columns :data:`RESULT_COLUMNS`), read from disk.
-
-    Folders with a ``config.json`` but no ``metrics.json`` (a run in progress on another shard,
-    or one killed mid-way) appear with status ``incomplete``.
-    """
-    runs_dir = Path(runs_dir)
-    rows = [_result_row(d) for d in sorted(runs_dir.iterdir())] if runs_dir.is_dir() else []
-    frame = pd.DataFrame([r for r in rows if r is not None], columns=RESULT_COLUMNS)
-    return sort_runs(frame)
-
-
-def _result_row(run_dir: Path) -> dict | None:
-    if not run_dir.is_dir():
-        return None
-    metrics = read_json(run_dir / "metrics.json")
-    cfg = read_json(run_dir / "config.json") or {}
-    if metrics is None and not cfg:
-        return None
-    metrics = metrics or {"status": "incomplete"}
-    row = {col: metrics.get(col, cfg.get(col)) for col in RESULT_COLUMNS}
-    row["run_id"] = run_dir.name
-    row["corpus"] = metrics.get("corpus") or (cfg.get("data") or {}).get("corpus")
-    return row
-
-
-def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Grid order: models as in config.MODELS (others after), then activation, then learning rate."""
-    if frame.empty:
-        return frame.reset_index(drop=True)
-    order = {m: i for i, m in enumerate(config.MODELS)}
-    act = {a: i for i, a in enumerate(config.ACTIVATIONS)}
-    keys = pd.DataFrame({"m": frame["model"].map(lambda m: order.get(m, len(order))), "mn": frame["model"].astype(str),
-                         "a": frame["activation"].map(lambda a: act.get(a, len(act))),
-                         "lr": pd.to_numeric(frame["lr"], errors="coerce"), "id": frame["run_id"]})
-    return frame.loc[keys.sort_values(["m", "mn", "a", "lr", "id"]).index].reset_index(drop=True)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path):
-    """An exclusive advisory lock (fcntl) so shards on one file system write results.csv one at a time."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: one machine, no shards sharing a folder; no lock needed
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_results(runs_dir: str | Path, results_csv: str | Path) -> pd.DataFrame:
-    """Rebuild ``results_csv`` from every run folder, under a lock, atomically; return the table."""
-    from ser_utils.dataset import write_csv_atomic
-
-    results_csv = Path(results_csv)
-    with _locked(results_csv.with_name(f".{results_csv.name}.lock")):
-        frame = collect_results(runs_dir)
-        write_csv_atomic(frame, results_csv)
-    return frame
+                + f"; see {self.runs_dir}/<run_id>/{runs.RUN_NOTEBOOK}, fix, and re-run the same command")
 
 
 # ------------------------------------------------------------------------ planning
@@ -331,10 +87,16 @@ class PlannedRun:
     conflict: str = ""
 
 
+def train_config(parameters: Mapping[str, Any]) -> config.TrainConfig:
+    """The TrainConfig notebook 07 builds from these parameters (the other fields at their defaults)."""
+    keys = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed")
+    return config.TrainConfig(**{k: parameters[k] for k in keys if k in parameters},
+                              numeric_precision=parameters.get("precision", "auto"))
+
+
 def run_id_of(parameters: Mapping[str, Any]) -> str:
     """The folder name training will use (``TrainConfig.run_id``), e.g. ``2d-silu-lr0.001``."""
-    return config.TrainConfig(model=parameters["model"], activation=parameters["activation"], lr=parameters["lr"],
-                              seed=parameters["seed"], split=parameters["split"]).run_id
+    return train_config(parameters).run_id
 
 
 def plan(configs: Sequence[dict], runs_dir: Path, common: Mapping[str, Any], epochs: int | Mapping[str, int],
@@ -342,36 +104,17 @@ def plan(configs: Sequence[dict], runs_dir: Path, common: Mapping[str, Any], epo
     """Decide per configuration: run it, skip it (complete and identical), or flag a conflict."""
     planned = []
     for cfg in configs:
-        params = {**cfg, **common, "epochs": epochs_for(cfg["model"], epochs)}
+        params = {**cfg, **common, "epochs": grid.epochs_for(cfg["model"], epochs)}
         rid = run_id_of(params)
         run_dir = runs_dir / rid
         item = PlannedRun(run_id=rid, run_dir=run_dir, parameters=params, action="run", force=force)
-        if not force and is_complete(run_dir):
-            item.conflict = _difference(run_dir, params, corpus)
+        if not force and runs.is_complete(run_dir):
+            item.conflict = ", ".join(runs.differences(run_dir, train_config(params).result_settings(), corpus))
             item.action = "conflict" if item.conflict else "skip"
-        elif (read_json(run_dir / "metrics.json") or {}).get("status") in FINISHED_STATUSES:
+        elif runs.is_finished(run_dir):
             item.force = True  # trained, but killed before its notebook was saved: redo it whole
         planned.append(item)
     return planned
-
-
-def _difference(run_dir: Path, params: Mapping[str, Any], corpus: str | None) -> str:
-    """How a finished run's recorded settings differ from the request ("" when they agree)."""
-    recorded = read_json(run_dir / "config.json") or read_json(run_dir / "metrics.json") or {}
-    diffs = []
-    for key in COMPARED_FIELDS:
-        if key in recorded and not _same(recorded[key], params[key]):
-            diffs.append(f"{key} {recorded[key]} -> {params[key]}")
-    was = (recorded.get("data") or {}).get("corpus") or recorded.get("corpus")
-    if corpus and was and was != corpus:
-        diffs.append(f"corpus {was} -> {corpus}")
-    return ", ".join(diffs)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(float(a), float(b), rel_tol=1e-9)
-    return str(a) == str(b)
 
 
 def _raise_conflicts(planned: Sequence[PlannedRun], runs_dir: Path) -> None:
@@ -383,143 +126,24 @@ def _raise_conflicts(planned: Sequence[PlannedRun], runs_dir: Path) -> None:
             f"{detail}; pass --force to re-train them, or choose another --out")
 
 
-# ----------------------------------------------------------------------- running
-class RunLog:
-    """Kernel output -> the sweep's log: prefixed with the run id, progress bars throttled.
-
-    tqdm redraws its bar with carriage returns many times a second; written to a log file that
-    is thousands of lines per run. Lines ending in a newline pass through; a redraw (ending in a
-    carriage return) is shown at most every ``interval`` seconds, and the last one held back is shown
-    before the next plain line and at :meth:`close`, so a bar's final state always appears.
-    """
-
-    def __init__(self, run_id: str, emit: Callable[[str], None], interval: float = LOG_INTERVAL_S):
-        self.prefix, self.emit, self.interval = f"  [{run_id}] ", emit, interval
-        self._buffer, self._pending, self._last = "", "", -math.inf
-
-    def write(self, text: str) -> int:
-        self._buffer += text
-        consumed = 0
-        for match in re.finditer(r"([^\r\n]*)([\r\n])", self._buffer):
-            consumed = match.end()
-            line = match.group(1).rstrip()
-            if line and match.group(2) == "\n":
-                self._flush_pending()
-                self.emit(self.prefix + line)
-            elif line:
-                self._progress(line)
-        self._buffer = self._buffer[consumed:]
-        return len(text)
-
-    def _progress(self, line: str) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self.emit(self.prefix + line)
-            self._last, self._pending = now, ""
-        else:
-            self._pending = line
-
-    def _flush_pending(self) -> None:
-        if self._pending:
-            self.emit(self.prefix + self._pending)
-            self._pending = ""
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._flush_pending()
-        if self._buffer.strip():
-            self.emit(self.prefix + self._buffer.strip())
-        self._buffer = ""
-
-
-#: The right-hand text of a tqdm bar, e.g. ``37/150 [02:10<06:30, 3.5epoch/s, loss=1.23]``.
-TQDM_TEXT = re.compile(r"\d+/\d+ \[")
-ENGINE_NAME = "ser_utils-sweep"
-
-
-def _register_engine() -> str:
-    """Register (once) a papermill engine that also logs tqdm *widget* progress.
-
-    With ipywidgets installed, tqdm in a kernel draws a widget: its updates travel as comm
-    messages, not as output, so nothing would reach the log during a run. This engine's client
-    forwards the bar's text (``37/150 [02:10<06:30, loss=...]``) to the run's stdout handler as a
-    redraw, which :class:`RunLog` throttles like a text bar.
-    """
-    import html as html_lib
-
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
-    from papermill.log import logger
-    from papermill.utils import merge_kwargs, remove_args
-
-    class ProgressClient(PapermillNotebookClient):
-        left = ""  # the bar's description and percentage, e.g. "1d-relu-lr0.001: 25%"
-
-        def handle_comm_msg(self, outs, msg, cell_index):
-            super().handle_comm_msg(outs, msg, cell_index)
-            value = ((msg.get("content") or {}).get("data") or {}).get("state", {}).get("value")
-            if not isinstance(value, str) or self.stdout_file is None:
-                return
-            text = " ".join(html_lib.unescape(value).replace("\u2007", " ").split())  # tqdm pads with U+2007
-            if text.endswith("%"):
-                self.left = text
-            elif TQDM_TEXT.search(text):
-                self.stdout_file.write(f"{self.left} {text}".strip() + "\r")
-
-    class ProgressEngine(NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
-            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
-            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
-                                 kernel_name=kernel_name, log=logger, log_output=log_output,
-                                 stdout_file=stdout_file, stderr_file=stderr_file)
-            return ProgressClient(nb_man, **final).execute()
-
-    papermill_engines.register(ENGINE_NAME, ProgressEngine)
-    return ENGINE_NAME
-
-
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message, file=sys.stderr)
-
-
-def describe_error(err: BaseException) -> str:
-    """One line for metrics.json and the summary (papermill errors carry the notebook's own)."""
-    name, value = getattr(err, "ename", None), getattr(err, "evalue", None)
-    text = f"{name}: {value}" if name else f"{type(err).__name__}: {err}"
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    text = " ".join(text.split())
-    return text if len(text) <= 400 else text[:397] + "..."
-
-
 def execute_run(item: PlannedRun, notebook: Path = NOTEBOOK, kernel_name: str | None = None,
-                emit: Callable[[str], None] = _log) -> str | None:
+                emit: Callable[[str], None] = nbexec.log_to_stderr, cell_timeout: float | None = None,
+                inactivity_timeout: float | None = None) -> str | None:
     """Run one configuration's notebook; return None on success, else the recorded error."""
-    import papermill as pm
-
-    from ser_utils.report import inline_figures
-
-    item.run_dir.mkdir(parents=True, exist_ok=True)
-    partial, final = item.run_dir / PARTIAL_NOTEBOOK, item.run_dir / RUN_NOTEBOOK
-    log = RunLog(item.run_id, emit)
+    if runs.read_status(item.run_dir) == runs.STATUS_FAILED:  # an earlier attempt's error is not this one's
+        (item.run_dir / runs.METRICS_FILE).unlink()
     error = None
     try:
-        with inline_figures():
-            pm.execute_notebook(str(notebook), str(partial), parameters={**item.parameters, "force": item.force},
-                                cwd=str(Path(notebook).parent), progress_bar=False, kernel_name=kernel_name,
-                                stdout_file=log, stderr_file=log, engine_name=_register_engine())
+        nbexec.execute(notebook, item.run_dir / runs.RUN_NOTEBOOK, {**item.parameters, "force": item.force},
+                       kernel_name=kernel_name, cell_timeout=cell_timeout, log_label=item.run_id, emit=emit,
+                       inactivity_timeout=inactivity_timeout)
     except Exception as err:  # a failing configuration is recorded; the sweep goes on
-        error = describe_error(err)
-    finally:
-        log.close()
-    if partial.is_file():
-        os.replace(partial, final)
-    if error is None and (read_json(item.run_dir / "metrics.json") or {}).get("status") not in FINISHED_STATUSES:
+        error = nbexec.describe_error(err)
+        if isinstance(err, nbexec.StalledError):
+            error = f"timeout: {err}"
+        elif nbexec.is_timeout(err):
+            error = f"timeout: a cell ran longer than {cell_timeout:.0f} s ({error})"
+    if error is None and not runs.is_finished(item.run_dir):
         error = "the notebook finished but metrics.json records no finished run"
     if error is not None:
         error = record_failure(item, error)
@@ -528,19 +152,19 @@ def execute_run(item: PlannedRun, notebook: Path = NOTEBOOK, kernel_name: str | 
 
 def record_failure(item: PlannedRun, error: str) -> str:
     """Write metrics.json with status failed (keeping training's own error when it wrote one)."""
-    path = item.run_dir / "metrics.json"
-    metrics = read_json(path)
-    if metrics and metrics.get("status") == "failed" and metrics.get("error"):
+    path = item.run_dir / runs.METRICS_FILE
+    metrics = fileio.read_json(path)
+    if metrics and metrics.get("status") == runs.STATUS_FAILED and metrics.get("error"):
         error = str(metrics["error"])
-    elif metrics and metrics.get("status") in FINISHED_STATUSES:
-        metrics = {**metrics, "training_status": metrics["status"], "status": "failed",
+    elif metrics and metrics.get("status") in runs.FINISHED_STATUSES:
+        metrics = {**metrics, "training_status": metrics["status"], "status": runs.STATUS_FAILED,
                    "error": f"the notebook failed after training finished: {error}"}
         error = metrics["error"]
     else:
-        keep = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split")
-        metrics = {"status": "failed", "run_id": item.run_id, **{k: item.parameters[k] for k in keep}, "error": error}
-    metrics["notebook"] = RUN_NOTEBOOK
-    write_json_atomic(path, metrics)
+        metrics = {"status": runs.STATUS_FAILED, "run_id": item.run_id,
+                   **{k: item.parameters[k] for k in RECORDED_PARAMETERS if k in item.parameters}, "error": error}
+    metrics["notebook"] = runs.RUN_NOTEBOOK
+    fileio.write_json(path, metrics)
     return " ".join(error.split())[:400]
 
 
@@ -553,8 +177,8 @@ def prepare_features(data: str | Path | None, features_dir: str | Path, progress
 
 
 def _run_line(run_dir: Path) -> str:
-    m = read_json(run_dir / "metrics.json") or {}
-    if m.get("status") not in FINISHED_STATUSES:
+    m = fileio.read_json(run_dir / runs.METRICS_FILE) or {}
+    if m.get("status") not in runs.FINISHED_STATUSES:
         return f"{run_dir.name}: failed ({m.get('error', 'unknown error')})"
     acc = m.get("accuracy")
     acc_text = f"{acc:.1%}" if isinstance(acc, (int, float)) else "n/a"
@@ -562,14 +186,41 @@ def _run_line(run_dir: Path) -> str:
             f"/{m.get('epochs_run')}, {m.get('wall_time_s') or 0:.0f} s ({m.get('corpus', '?')} corpus)")
 
 
+#: Seconds of one training epoch the default cell time limit allows: generous (a full CREMA-D
+#: epoch of the 2D CNN takes about a minute on two CPU cores), because the limit is there to
+#: turn a stalled kernel into a recorded failure, not to police slow machines.
+EPOCH_BUDGET_S = {"1d": 60.0}
+DEFAULT_EPOCH_BUDGET_S = 600.0
+CELL_TIMEOUT_BASE_S = 900.0
+
+
+def cell_timeout_for(model: str, epochs: int) -> float:
+    """The default time limit of one notebook cell of a run: a base plus a budget per epoch."""
+    return CELL_TIMEOUT_BASE_S + epochs * EPOCH_BUDGET_S.get(model, DEFAULT_EPOCH_BUDGET_S)
+
+
+def inactivity_timeout_for(model: str) -> float:
+    """The default silence a run's kernel may keep: two epochs' budget plus the base (training
+    prints a progress line every epoch; loading the features is the longest quiet step)."""
+    return CELL_TIMEOUT_BASE_S + 2 * EPOCH_BUDGET_S.get(model, DEFAULT_EPOCH_BUDGET_S)
+
+
 def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_DIR, *,
               models: Sequence[str] = config.MODELS, activations: Sequence[str] = config.ACTIVATIONS,
               lrs: Sequence[float] = config.LEARNING_RATES, epochs: int | Mapping[str, int] | str = config.TrainConfig.epochs,
-              batch_size: int = config.TrainConfig.batch_size, seed: int = config.SEED, split: str = "random",
-              device: str = "auto", features_dir: str | Path | None = None, shard_spec: tuple[int, int] | str | None = None,
+              batch_size: int = config.TrainConfig.batch_size, seeds: Sequence[int] | str | int = (config.SEED,),
+              split: str = "random", split_seed: int = config.SEED, device: str = "auto", precision: str = "auto",
+              features_dir: str | Path | None = None, shard_spec: tuple[int, int] | str | None = None,
               force: bool = False, notebook: str | Path = NOTEBOOK, kernel_name: str | None = None,
-              progress: bool = True, emit: Callable[[str], None] = _log) -> SweepResult:
+              cell_timeout: float | None = None, inactivity_timeout: float | None = None, progress: bool = True,
+              emit: Callable[[str], None] = nbexec.log_to_stderr) -> SweepResult:
     """Run (the missing part of) a sweep into ``out/runs/<run_id>/`` and rebuild ``out/results.csv``.
+
+    Each configuration runs once per seed in ``seeds`` (the weights and the batch order); every
+    seed shares the split drawn by ``split_seed``, so repetitions are compared on the same test
+    clips. ``cell_timeout`` limits each notebook cell (default :func:`cell_timeout_for`) and
+    ``inactivity_timeout`` the kernel's silence (default :func:`inactivity_timeout_for`); a run
+    over either is recorded as failed with the reason ``timeout`` and the sweep goes on.
 
     Raises ValueError (before running anything) for bad input and :class:`SweepConflictError` for
     finished runs trained with other settings. Failed configurations do not raise: they are in
@@ -577,10 +228,9 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
     """
     from ser_utils import dataset
 
-    models, activations, lrs = parse_names(models), parse_names(activations), parse_lrs(lrs)
-    epochs = parse_epochs(epochs)
-    for warning in validate(models, activations, lrs, epochs, batch_size, split):
-        emit(f"warning: {warning}")
+    models, activations = grid.parse_names(models), grid.parse_names(activations)
+    lrs, epochs, seeds = grid.parse_lrs(lrs), grid.parse_epochs(epochs), grid.parse_seeds(seeds)
+    grid.validate(models, activations, lrs, epochs, batch_size, split)
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"{notebook}: training notebook not found; run from a complete checkout")
@@ -589,42 +239,47 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
     runs_dir = out / "runs"
     features_dir = Path(features_dir or config.FEATURES_DIR).expanduser().resolve()
     data_dir = Path(data).expanduser().resolve() if data is not None else location.root.resolve()
-    configs = configurations(models, activations, lrs)
+    configs = [{**c, "seed": s} for c in grid.configurations(models, activations, lrs) for s in seeds]
     if shard_spec is not None:
-        k, n = parse_shard(shard_spec) if isinstance(shard_spec, str) else shard_spec
-        configs = shard(configs, k, n)
-    common = {"batch_size": int(batch_size), "seed": int(seed), "split": split, "device": device,
+        k, n = grid.parse_shard(shard_spec) if isinstance(shard_spec, str) else shard_spec
+        configs = grid.shard(configs, k, n)
+    common = {"batch_size": int(batch_size), "split": split, "split_seed": int(split_seed), "device": device,
+              "precision": precision,
               "data_dir": str(data_dir), "runs_dir": str(runs_dir), "features_dir": str(features_dir)}
     planned = plan(configs, runs_dir, common, epochs, dataset.corpus_label(location.root), force)
     _raise_conflicts(planned, runs_dir)
 
-    result = SweepResult(runs_dir=runs_dir, results_csv=out / RESULTS_FILE,
+    result = SweepResult(runs_dir=runs_dir, results_csv=out / runs.RESULTS_FILE,
                          skipped=[p.run_id for p in planned if p.action == "skip"])
     todo = [p for p in planned if p.action == "run"]
     emit(f"sweep: {len(configs)} configuration(s), {len(result.skipped)} already complete, {len(todo)} to run"
          f" -> {runs_dir}")
     if todo:
+        dataset.check_split(dataset.manifest(data_dir, split_method=split, seed=split_seed), str(data_dir))
         emit(f"features: computing or loading the cache under {features_dir}")
         prepare_features(data_dir, features_dir, progress=progress)
-    _run_all(todo, result, notebook, kernel_name, progress, emit)
-    write_results(runs_dir, result.results_csv)
+    _run_all(todo, result, notebook, kernel_name, (cell_timeout, inactivity_timeout), progress, emit)
+    runs.write_results(runs_dir, result.results_csv)
     return result
 
 
 def _run_all(todo: Sequence[PlannedRun], result: SweepResult, notebook: Path, kernel_name: str | None,
-             progress: bool, emit: Callable[[str], None]) -> None:
+             limits: tuple[float | None, float | None], progress: bool, emit: Callable[[str], None]) -> None:
     from tqdm.auto import tqdm
 
     bar = tqdm(todo, desc="sweep", unit="run", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True)
     for item in bar:
         bar.set_postfix_str(item.run_id)
-        emit(f"start {item.run_id} (epochs {item.parameters['epochs']})")
-        error = execute_run(item, notebook, kernel_name, emit)
+        epochs = item.parameters["epochs"]
+        limit = limits[0] or cell_timeout_for(item.parameters["model"], epochs)
+        silence = limits[1] or inactivity_timeout_for(item.parameters["model"])
+        emit(f"start {item.run_id} (epochs {epochs}; limits: {limit:.0f} s per cell, {silence:.0f} s of silence)")
+        error = execute_run(item, notebook, kernel_name, emit, cell_timeout=limit, inactivity_timeout=silence)
         if error is None:
             result.done.append(item.run_id)
         else:
             result.failed.append(item.run_id)
             result.errors[item.run_id] = error
         emit(_run_line(item.run_dir))
-        write_results(result.runs_dir, result.results_csv)
+        runs.write_results(result.runs_dir, result.results_csv)
     bar.close()

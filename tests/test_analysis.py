@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_utils import analysis, config, dataset, plots, sweep
+from ser_utils.errors import UserError
+from ser_utils import analysis, config, dataset, plots, published, runs, stats, sweep
 from tests.conftest import SHARED_CREMA_D
 
 #: A 1x1 PNG: enough for an executed notebook with an image output.
@@ -61,7 +62,7 @@ def write_fake_run(runs_dir: Path, model: str, activation: str, lr: float, corpu
         (run_dir / "metrics.json").write_text(json.dumps({
             "status": "failed", "run_id": cfg.run_id, "model": model, "activation": activation, "lr": lr,
             "epochs": epochs, "error": "ValueError: boom"}))
-        fake_notebook(run_dir / sweep.RUN_NOTEBOOK, cfg.run_id)
+        fake_notebook(run_dir / runs.RUN_NOTEBOOK, cfg.run_id)
         return run_dir
     rng = np.random.default_rng(abs(hash(cfg.run_id)) % 2**32)
     names = names or fake_clip_names()
@@ -88,8 +89,11 @@ def write_fake_run(runs_dir: Path, model: str, activation: str, lr: float, corpu
                "best_epoch": 2, "epochs_run": epochs, "best_val_loss": 0.95, "wall_time_s": 12.0,
                "time_per_epoch_s": 2.4, "n_params": 1000, "device": "cpu", "corpus": corpus,
                "n_train": 100, "n_val": 10, "n_test": len(test)}
+    found = stats.run_intervals(true, predicted, labels=config.EMOTIONS)
+    metrics.update({f"{name}{side}": found[f"{m}{side}"] for m, name in (("accuracy", "accuracy"), ("f1", "f1"),
+                                                                          ("ua", "uar")) for side in ("_lo", "_hi")})
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    fake_notebook(run_dir / sweep.RUN_NOTEBOOK, cfg.run_id)
+    fake_notebook(run_dir / runs.RUN_NOTEBOOK, cfg.run_id)
     return run_dir
 
 
@@ -110,7 +114,7 @@ def fake_runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def results(fake_runs) -> pd.DataFrame:
-    return analysis.load_results(fake_runs)
+    return runs.load_results(fake_runs)
 
 
 # ------------------------------------------------------------------------ tables
@@ -124,27 +128,30 @@ def test_results_cover_every_folder_with_its_status(results):
 def test_table2_is_the_best_finished_run_per_model_beside_the_report(results):
     table = analysis.best_per_model(results)
     assert list(table["model"]) == ["1d", "2d", "combined"]
-    done = analysis.finished(results)
+    done = runs.finished(results)
     for row in table.itertuples():
         assert row.accuracy == done.loc[done["model"] == row.model, "accuracy"].max()
+    for row in table.itertuples():  # our 95% interval, the difference and whether the report's number lies inside
+        lo, hi = (float(x) for x in row.accuracy_ci.split("-"))
+        assert lo <= row.accuracy * 100 <= hi
+        assert row.difference == pytest.approx((row.accuracy - row.report_accuracy) * 100)
+        assert row.report_inside_ci == ("yes" if lo <= row.report_accuracy * 100 <= hi else "no")
     report = table.set_index("model")["report_accuracy"]
-    assert report["combined"] == pytest.approx(0.641) and report[["1d", "2d"]].isna().all()
+    # the report's best per architecture: 2D SiLU 0.001 (64.1%), 1D ELU 0.01 (55.6%), combined fixed-size (61.3%)
+    assert report.to_dict() == pytest.approx({"1d": 0.556, "2d": 0.641, "combined": 0.613})
 
 
 def test_tables_3_and_4_list_every_configuration_of_one_model(results):
     assert len(analysis.configuration_table(results, "1d")) == 9
     table3 = analysis.configuration_table(results, "2d")
     assert len(table3) == 4 and "failed" in set(table3["status"])
-    assert table3["report_accuracy"].isna().all()  # honestly unknown
-    assert analysis.REPORT_TABLES["table3"] == [] and analysis.REPORT_TABLES["table4"] == []
-
-
-def test_published_numbers_fill_in_when_known(results, monkeypatch):
-    monkeypatch.setitem(analysis.REPORT_TABLES, "table4", [{"model": "1d", "activation": "silu", "lr": 0.01,
-                                                              "accuracy": 0.5}])
-    table4 = analysis.configuration_table(results, "1d").set_index("run_id")
-    assert table4.loc["1d-silu-lr0.01", "report_accuracy"] == 0.5
-    assert table4["report_accuracy"].notna().sum() == 1
+    for row in table3.itertuples():  # each configuration beside the report's published number for it
+        assert row.report_accuracy == published.lookup("2d", row.activation, row.lr)["accuracy"]
+    table4 = analysis.configuration_table(results, "1d").set_index(["activation", "lr"])
+    assert table4.loc[("silu", 0.01), "report_accuracy"] == 0.541
+    assert table4.loc[("elu", 0.01), "report_accuracy"] == 0.556
+    combined = analysis.configuration_table(results, "combined")
+    assert combined["report_accuracy"].isna().all()  # the report has no per-configuration combined table
 
 
 def test_styled_tables_say_synthetic_and_show_percentages(results):
@@ -168,17 +175,17 @@ def test_banner_only_for_synthetic_numbers():
 
 
 def test_empty_sweep_gives_empty_tables(tmp_path):
-    empty = analysis.load_results(tmp_path / "none")
+    empty = runs.load_results(tmp_path / "none")
     assert empty.empty and analysis.best_per_model(empty).empty and analysis.best_run(empty) is None
     assert analysis.configuration_table(empty, "1d").empty
     assert "no runs" in analysis.sweep_status(empty, expected=27)
 
 
 def test_results_csv_is_read_when_given(fake_runs, tmp_path):
-    path = sweep.write_results(fake_runs, tmp_path / "results.csv")
-    assert len(analysis.load_results(fake_runs, tmp_path / "results.csv")) == len(path)
-    with pytest.raises(FileNotFoundError, match="results_csv"):
-        analysis.load_results(fake_runs, tmp_path / "absent.csv")
+    path = runs.write_results(fake_runs, tmp_path / "results.csv")
+    assert len(runs.load_results(fake_runs, tmp_path / "results.csv")) == len(path)
+    with pytest.raises(UserError, match="results_csv"):
+        runs.load_results(fake_runs, tmp_path / "absent.csv")
 
 
 def test_top_runs_are_sorted_by_accuracy(results):
@@ -253,7 +260,7 @@ def test_figures_of_a_partial_sweep(results, fake_runs):
 
     fig7 = plots.accuracy_heatmaps(results)
     assert len(fig7.axes) == 3
-    run = analysis.load_run(fake_runs, analysis.best_run(results))
+    run = runs.load_run(fake_runs / analysis.best_run(results))
     fig8 = plots.confusion_counts_and_rates(run["confusion"], title="best")
     assert len(fig8.axes) == 2
     fig8b = plots.per_class_f1(analysis.per_class_f1(run["metrics"]), baseline=analysis.per_class_f1(run["metrics"]))
@@ -289,3 +296,23 @@ def test_notebook_08_on_real_crema_d_runs_shows_the_human_baseline(tmp_path):
     saved = {p.stem for p in (tmp_path / "figures" / "08_analysis").glob("*.png")}
     assert {"fig7_accuracy_heatmaps", "fig8_confusion", "fig8_per_class_f1", "fig9_loss_curves",
             "human_vs_model_confusion"} <= saved
+
+
+def test_notebook_09_conclusions_follow_the_table():
+    """The comparison's sentences are computed: change the numbers and the conclusions change."""
+    table = pd.DataFrame([
+        {"label": "combined-relu-lr0.001 (sweep)", "model": "combined", "source": "sweep", "accuracy": 0.50,
+         "n_params": 5_739_462, "n_train": 5000, "train_acc": 0.6, "val_acc": 0.5, "gap_acc": 0.1},
+        {"label": "resnet101-relu-lr0.001 (quick)", "model": "resnet101", "source": "quick", "accuracy": 0.30,
+         "n_params": 42_000_000, "n_train": 5000, "train_acc": 0.7, "val_acc": 0.41, "gap_acc": 0.29},
+        {"label": "combined-varlen-relu-lr0.001 (sweep)", "model": "combined-varlen", "source": "sweep",
+         "accuracy": 0.52, "n_params": 5_739_462, "n_train": 5000, "train_acc": 0.6, "val_acc": 0.55, "gap_acc": 0.05},
+    ])
+    text = "\n".join(analysis.comparison_findings(table, synthetic=True))
+    assert "Highest test accuracy: **combined-varlen-relu-lr0.001 (sweep)** at 52.0%" in text
+    assert "Largest train-validation gap: **resnet101-relu-lr0.001 (quick)**" in text and "+29.0 points" in text
+    assert "variable-length input against the fixed-size combined model: 52.0% vs 50.0% (+2.0 points)." in text
+    assert "not CREMA-D" in text
+    table.loc[0, "accuracy"] = 0.6
+    assert "Highest test accuracy: **combined-relu-lr0.001 (sweep)** at 60.0%" in "\n".join(
+        analysis.comparison_findings(table, synthetic=False))

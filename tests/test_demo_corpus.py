@@ -5,9 +5,12 @@ Small corpora only (2-4 actors, 164-328 clips) so the file runs in well under a 
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +18,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser_utils import dataset
 from ser_utils import demo_corpus as dc
+from ser_utils.errors import UserError
 from ser_utils.config import EMOTIONS, N_CLIPS_GRID, SENTENCES
+from ser_utils.demo_corpus.espeak import engine
+from ser_utils.demo_corpus.writer import _remove_stale_clips
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav$")
 
@@ -69,7 +76,7 @@ def test_full_grid_has_7462_names():
 
 
 def test_no_temporary_files_are_left(corpus):
-    leftovers = [p.name for p in corpus.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    leftovers = [p.name for p in corpus.rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
     assert not (corpus / dc.PARTIAL_MARKER).exists()
 
@@ -120,6 +127,9 @@ def test_clip_plan_depends_only_on_actor_name_and_seed():
     assert dc.plan_clip(actor, name, 42) != dc.plan_clip(actor, name, 43)
     with pytest.raises(ValueError):
         dc.plan_clip(actor, "1002_IEO_ANG_HI.wav", 42)
+    with pytest.raises(ValueError, match="1001_IEO_ANG_XX.wav") as err:  # off the CREMA-D grid
+        dc.plan_clip(actor, "1001_IEO_ANG_XX.wav", 42)
+    assert "\n" not in str(err.value)
 
 
 # ------------------------------------------------------------------ demographics
@@ -166,6 +176,7 @@ def test_readme_says_synthetic(corpus):
 def test_marker_records_the_parameters(corpus):
     assert dc.CORPUS_MARKER == "demo_corpus.json"
     assert dc.is_demo_corpus(corpus) and not dc.is_demo_corpus(corpus / dc.AUDIO_SUBDIR)
+    assert dataset.corpus_label(corpus) == "synthetic"  # what labels every number synthetic
     marker = json.loads((corpus / dc.CORPUS_MARKER).read_text())
     assert marker["generator"] == "ser_utils.demo_corpus"
     assert (marker["seed"], marker["n_actors"], marker["n_clips"]) == (42, 2, 164)
@@ -194,7 +205,7 @@ def test_refuses_to_overwrite_a_real_corpus(tmp_path):
     audio = tmp_path / "AudioWAV"
     audio.mkdir()
     (audio / "1001_DFA_ANG_XX.wav").write_bytes(b"real data")
-    with pytest.raises(FileExistsError, match="not a demo corpus"):
+    with pytest.raises(UserError, match="not a demo corpus"):
         dc.generate(tmp_path, n_actors=1, progress=False)
     assert (audio / "1001_DFA_ANG_XX.wav").read_bytes() == b"real data"
     assert not dc.is_demo_corpus(tmp_path)
@@ -203,18 +214,34 @@ def test_refuses_to_overwrite_a_real_corpus(tmp_path):
 def test_stale_clips_of_a_larger_demo_corpus_are_removed(tmp_path):
     for name in ("1001_DFA_ANG_XX.wav", "1003_DFA_ANG_XX.wav", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    dc._remove_stale_clips(tmp_path, keep=set(dc.clip_names(2)))
+    _remove_stale_clips(tmp_path, keep=set(dc.clip_names(2)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1001_DFA_ANG_XX.wav", "notes.txt"]
 
 
 def test_unknown_voices_are_rejected():
-    engine = dc._engine()
+    espeak = engine()
     with pytest.raises(ValueError, match="variant"):
-        engine.set_voice("en-us+nosuchvariant")
+        espeak.set_voice("en-us+nosuchvariant")
     with pytest.raises(ValueError, match="voice"):
-        engine.set_voice("xx-nosuchlanguage")
+        espeak.set_voice("xx-nosuchlanguage")
     for variant in dc.MALE_VARIANTS + dc.FEMALE_VARIANTS:
-        engine.set_voice(f"en-us+{variant}")
+        espeak.set_voice(f"en-us+{variant}")
+
+
+# -------------------------------------------------------------------- structure
+def test_imports_go_one_way_and_load_nothing():
+    """dataset/config never import the generator; importing it starts no eSpeak."""
+    code = (
+        "import sys; import ser_utils.dataset, ser_utils.config\n"
+        "assert not [m for m in sys.modules if m.startswith('ser_utils.demo_corpus')]\n"
+        "import ser_utils.demo_corpus.espeak as e; assert e._ENGINE is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    package = Path(dc.__file__).parent
+    for module in ("espeak", "seeding", "voices", "acoustics"):
+        imported = {node.module for node in ast.walk(ast.parse((package / f"{module}.py").read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        assert "ser_utils.demo_corpus.writer" not in imported, module
 
 
 # -------------------------------------------------------------- emotion is real

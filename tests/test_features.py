@@ -1,4 +1,5 @@
-"""features.py: shapes, row order, agreement with librosa, standardisation, and the cache.
+"""features (+ dsp, feature_cache): shapes, row order, agreement with librosa, training statistics,
+and the cache.
 
 Tolerances against direct librosa calls on the same signal: ZCR and RMS are the same
 arithmetic (|diff| <= 1e-7); chroma (tuning=0) and the 2D image <= 1e-5; MFCC <= 1e-5 x its
@@ -160,22 +161,28 @@ def test_variable_length_features_match_direct_computation(seconds):
 
 
 # ------------------------------------------------------------------ standardise
-def test_standardize_uses_training_clips_only():
+def test_stats_1d_use_training_clips_only():
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 2.0, size=(10, 27, 301)).astype(np.float32)
     train = np.arange(10) < 7
     x[~train] = 1000.0  # wildly different test clips must not move the statistics
-    out = features.standardize_1d(x, train)
-    assert out.dtype == np.float32 and out.shape == x.shape
-    np.testing.assert_allclose(out[train].mean(axis=(0, 2)), 0.0, atol=1e-4)
-    np.testing.assert_allclose(out[train].std(axis=(0, 2)), 1.0, atol=1e-4)
+    mean, std = features.stats_1d(x, train)
+    assert mean.dtype == std.dtype == np.float32 and mean.shape == std.shape == (27,)
+    np.testing.assert_allclose(mean, x[train].astype(np.float64).mean(axis=(0, 2)), rtol=1e-6)
+    np.testing.assert_allclose(std, x[train].astype(np.float64).std(axis=(0, 2)), rtol=1e-6)
+    standardized = (x[train] - mean[None, :, None]) / std[None, :, None]
+    np.testing.assert_allclose(standardized.mean(axis=(0, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(standardized.std(axis=(0, 2)), 1.0, atol=1e-4)
     x2 = x.copy()
     x2[~train] = -3.0
-    np.testing.assert_array_equal(features.standardize_1d(x2, train)[train], out[train])
+    for a, b in zip(features.stats_1d(x2, train), (mean, std)):
+        np.testing.assert_array_equal(a, b)
     constant = np.ones((4, 27, 5), np.float32)
-    assert np.isfinite(features.standardize_1d(constant, np.array([1, 1, 0, 0], bool))).all()  # std floor
+    assert (features.stats_1d(constant, np.array([1, 1, 0, 0], bool))[1] == np.float32(1e-8)).all()  # std floor
     with pytest.raises(ValueError, match="one flag per clip"):
-        features.standardize_1d(x, train[:5])
+        features.stats_1d(x, train[:5])
+    with pytest.raises(ValueError, match="selects no clip"):
+        features.stats_1d(x, np.zeros(10, bool))
 
 
 # ----------------------------------------------------------------------- extract
@@ -335,3 +342,116 @@ def test_manifest_errors(tmp_path):
         features.extract(pd.DataFrame({"file": ["a"]}), tmp_path)
     with pytest.raises(ValueError, match="twice"):
         features.extract(pd.DataFrame({"path": ["/a.wav", "/a.wav"]}), tmp_path)
+
+
+def test_cache_is_complete_needs_this_folders_key_and_our_version(tmp_path):
+    folder = tmp_path / f"v{features.FEATURES_VERSION}-3-0123456789abcdef"
+    folder.mkdir()
+    assert not features.cache_is_complete(folder)  # no meta.json yet
+    for meta, complete in [({"key": folder.name, "version": features.FEATURES_VERSION}, True),
+                           ({"key": "v1-3-another", "version": features.FEATURES_VERSION}, False),
+                           ({"key": folder.name, "version": features.FEATURES_VERSION + 1}, False),
+                           (["not", "an", "object"], False)]:
+        (folder / "meta.json").write_text(json.dumps(meta))
+        assert features.cache_is_complete(folder) is complete
+    (folder / "meta.json").write_text('{"key": "')  # half-written
+    assert not features.cache_is_complete(folder)
+
+
+def test_feature_modules_import_only_downwards():
+    """dsp <- feature_cache <- features: the primitives and the cache never import the feature
+    definitions (no import circle, also none inside a function)."""
+    import ast
+
+    from ser_utils import config
+
+    allowed = {"dsp": set(), "feature_cache": {"audio", "config", "dsp", "fileio", "workers"},
+               "features": {"audio", "config", "dsp", "feature_cache"}}
+    for stem, ok in allowed.items():
+        tree = ast.parse((config.REPO_ROOT / "ser_utils" / f"{stem}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ser_utils"):
+                module = node.module.removeprefix("ser_utils").lstrip(".")
+                found |= {module.split(".")[0]} if module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ser_utils.")}
+        assert found <= ok, f"ser_utils/{stem}.py imports {sorted(found - ok)}"
+
+
+# ---------------------------------------------------------- start method, hygiene
+def _torch_imported(_):
+    import sys
+
+    return "torch" in sys.modules
+
+
+def test_pool_never_forks_the_caller():
+    """Workers start from a clean fork server (or spawn), not as forks of the caller: a Jupyter
+    kernel that imported torch has thread pools whose locks a fork could copy held."""
+    import torch  # noqa: F401 - the caller has torch, as notebook 03's kernel does
+
+    from ser_utils import feature_cache, workers
+
+    assert feature_cache.MP_START_METHOD is None and workers.start_method() in ("forkserver", "spawn")
+    with workers.pool_context().Pool(1) as pool:
+        assert pool.map(_torch_imported, [0]) == [False]
+
+
+def _fake_cache(folder, size: int, meta: bool = True):
+    folder.mkdir(parents=True)
+    (folder / "x1d.npy").write_bytes(b"\0" * size)
+    if meta:
+        (folder / "meta.json").write_text(json.dumps({"key": folder.name, "version": features.FEATURES_VERSION}))
+    return folder
+
+
+def test_prune_removes_other_parameter_sets_only(tmp_path):
+    from ser_utils import feature_cache
+
+    root = tmp_path / "features"
+    keep = _fake_cache(root / "v1-7-0123456789abcdef", 1000)
+    other = _fake_cache(root / "v1-7-fedcba9876543210", 3000)
+    old_version = _fake_cache(root / "v0-9-00000000000000aa", 500)
+    replaced = _fake_cache(root / ".v1-7-0123456789abcdef.old-1234abcd", 200, meta=False)
+    live_tmp = _fake_cache(root / ".v1-7-0123456789abcdef.tmp-99-aaaa0000", 100, meta=False)
+    stale_tmp = _fake_cache(root / ".v1-7-fedcba9876543210.tmp-98-bbbb0000", 50, meta=False)
+    past = stale_tmp.stat().st_mtime - feature_cache.STALE_TEMP_S - 10
+    os.utime(stale_tmp, (past, past))
+    unrelated = _fake_cache(root / "my-notes", 10, meta=False)  # not named like a cache: never touched
+    (root / "README").write_text("mine")
+
+    sizes = {path: sum(f.stat().st_size for f in path.iterdir()) for path in (other, old_version)}
+    removed = dict(features.prune(root, keep=keep.name))
+    assert removed == {other: sizes[other], old_version: sizes[old_version], replaced: 200, stale_tmp: 50}
+    assert keep.is_dir() and live_tmp.is_dir() and unrelated.is_dir() and (root / "README").is_file()
+    assert not other.exists() and not old_version.exists() and not replaced.exists() and not stale_tmp.exists()
+    assert features.prune(root, keep=keep.name) == []  # nothing left to remove
+    with pytest.raises(ValueError, match="not a feature-cache key"):
+        features.prune(root, keep="my-notes")
+
+
+def test_large_cache_warning_names_the_size_and_the_fix(tmp_path):
+    root = tmp_path / "features"
+    _fake_cache(root / "v1-7-0123456789abcdef", 4000)
+    _fake_cache(root / "v1-7-fedcba9876543210", 4000)
+    assert features.large_cache_warning(root, limit=10_000) is None
+    text = features.large_cache_warning(root, limit=5_000)
+    assert text and str(root) in text and "--prune" in text and "GB" in text
+    assert features.large_cache_warning(tmp_path / "missing", limit=0) is None
+
+
+def test_features_command_prunes_and_reports_space_freed(corpus, capsys):
+    from ser_utils import cli
+
+    _, good, cache = corpus
+    data = cache.parent / "good"
+    data.mkdir()
+    for path in good:  # the fixture's bad clips include a Git LFS pointer, which the scan refuses
+        os.link(path, data / os.path.basename(path))
+    stale = _fake_cache(cache / "v1-3-00000000000000ff", 2_000_000)
+    assert cli.main(["features", "--data", str(data), "--out", str(cache), "--jobs", "1", "--prune"]) == 0
+    out = capsys.readouterr().out
+    kept = [p.name for p in cache.iterdir()]
+    assert not stale.exists() and len(kept) == 1 and features.cache_is_complete(cache / kept[0])
+    assert f"removed {stale}" in out and "freed 2.0 MB" in out and f"kept {kept[0]}" in out

@@ -102,3 +102,49 @@ def test_receptive_field_and_cost():
     # conv MACs: 27*128*3*301 + 128*256*3*150 + 256*512*3*75 + the 512x6 classifier
     assert cost_1d["macs"] == 27 * 128 * 3 * 301 + 128 * 256 * 3 * 150 + 256 * 512 * 3 * 75 + 512 * 6
     assert cost_1d["flops"] == 2 * cost_1d["macs"]
+
+
+# ------------------------------------------------------------------ package structure
+def test_registry_lists_the_report_models_then_the_alternatives():
+    assert list(models.MODEL_REGISTRY) == [*config.MODELS, *models.ALTERNATIVES]
+    assert models.MODEL_REGISTRY["combined"] is models.Combined
+
+
+def test_input_shapes_declare_exactly_the_inputs_the_models_read():
+    """Every tensor a registered model reads is declared once in layers.INPUT_SHAPES (nothing added elsewhere)."""
+    read = {name for cls in models.MODEL_REGISTRY.values() for name in cls.inputs}
+    assert set(models.INPUT_SHAPES) == read
+    assert set(models.LENGTH_OF) | set(models.LENGTH_OF.values()) <= read
+    assert models.needs_lengths(models.CombinedVarLen) and not models.needs_lengths(models.Combined)
+
+
+def test_combined_uses_the_shared_head_with_unchanged_state_dict_keys():
+    model = models.build_model("combined")
+    shared = models.combined_head(512 + 1024, 128, 6, "relu", 0.5)
+    assert [type(m) for m in model.head] == [type(m) for m in shared]
+    head_keys = [k for k in model.state_dict() if k.startswith("head.")]
+    # checkpoints saved before the models package existed load by these names
+    assert head_keys == ["head.0.weight", "head.0.bias", "head.1.weight", "head.1.bias", "head.4.weight",
+                         "head.4.bias"]
+    assert models.count_parameters(model.head) == models.count_parameters(shared)
+
+
+def test_models_package_imports_only_downwards():
+    """layers <- cnn <- alternatives <- registry <- summary <- __init__, and nothing else of ser_utils except
+    config (for describe): no import circle, and no model code reaching into the pipeline."""
+    import ast
+
+    allowed = {"layers": set(), "cnn": {"layers"}, "alternatives": {"layers", "cnn"},
+               "registry": {"cnn", "alternatives"}, "summary": {"layers", "registry", "config"},
+               "__init__": {"layers", "cnn", "alternatives", "registry", "summary"}}
+    folder = config.REPO_ROOT / "ser_utils" / "models"
+    assert {p.stem for p in folder.glob("*.py")} == set(allowed)
+    for stem, ok in allowed.items():
+        found = set()
+        for node in ast.walk(ast.parse((folder / f"{stem}.py").read_text())):  # function-level imports too
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ser_utils"):
+                module = node.module.removeprefix("ser_utils").removeprefix(".").removeprefix("models").lstrip(".")
+                found |= {module} if module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.removeprefix("ser_utils.") for a in node.names if a.name.startswith("ser_utils")}
+        assert found <= ok, f"ser_utils/models/{stem}.py imports {sorted(found - ok)}"

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ser_utils import config, models, models_alt, training
-from ser_utils.models_alt import CombinedVarLen, MaskedGroupNorm, time_mask
+from ser_utils import batching, config, grid, inference, models, runs, training, training_data
+from ser_utils.models import alternatives, registry
+from ser_utils.models.alternatives import CombinedVarLen
+from ser_utils.models.layers import MaskedGroupNorm, time_mask
 
 ALTERNATIVES = ["resnet38", "resnet101", "combined-varlen", "combined-mean1d"]
 #: Trainable parameters with 6 classes, measured (see the models' docstrings for the arithmetic).
@@ -60,10 +62,8 @@ def test_resnets_read_the_image_and_unresized_logmel(built, name, frames):
 
 @pytest.mark.parametrize("name", ALTERNATIVES)
 def test_registered_and_accepted_by_the_sweep(name):
-    from ser_utils import sweep
-
-    assert models.MODEL_REGISTRY[name] is models_alt.ALTERNATIVES[name]
-    assert sweep.validate([name], ["relu"], [0.001], 1, 64, "random") == []
+    assert name in registry.ALTERNATIVES and models.MODEL_REGISTRY[name].__module__ == alternatives.__name__
+    grid.validate([name], ["relu"], [0.001], 1, 64, "random")  # what the sweep checks first; raises if unknown
     assert config.TrainConfig(model=name).run_id == f"{name}-relu-lr0.001"
 
 
@@ -80,11 +80,11 @@ def test_constructor_contract(name):
 
 
 def test_inputs_name_the_tensors_training_data_provides():
-    assert models_alt.ResNet38.inputs == ("x2d",) and models_alt.ResNet101.inputs == ("x2d",)
+    assert alternatives.ResNet38.inputs == ("x2d",) and alternatives.ResNet101.inputs == ("x2d",)
     assert CombinedVarLen.inputs == ("x1d_var", "len1d", "x2d_var", "len2d")
-    assert models_alt.CombinedMean1D.inputs == ("x1d_avg", "x2d")
-    fields = set(training.TrainingData.__dataclass_fields__)
-    for cls in models_alt.ALTERNATIVES.values():
+    assert alternatives.CombinedMean1D.inputs == ("x1d_avg", "x2d")
+    fields = set(training_data.TrainingData.__dataclass_fields__)
+    for cls in (models.MODEL_REGISTRY[name] for name in registry.ALTERNATIVES):
         assert set(cls.inputs) <= fields
 
 
@@ -156,7 +156,7 @@ def test_x1d_avg_is_the_mean_over_valid_frames_standardised_on_train():
     x1d_var = np.zeros((n, 27, 120), np.float32)
     for i, t in enumerate(lengths):
         x1d_var[i, :, :t] = rng.normal(5, 2, (27, t))
-    data = training.TrainingData(None, rng.random((n, 1, 64, 64), dtype=np.float32), np.arange(n) % 6,
+    data = training_data.TrainingData(None, rng.random((n, 1, 64, 64), dtype=np.float32), np.arange(n) % 6,
                                  ["train"] * 8 + ["val"] * 2 + ["test"] * 2, x1d_var=x1d_var, len1d=lengths)
     with_avg = data.with_inputs(("x1d_avg", "x2d"))
     expected = np.stack([x1d_var[i, :, :t].mean(axis=1) for i, t in enumerate(lengths)])
@@ -199,7 +199,7 @@ def test_panns_checkpoint_loads_by_name_skipping_extractor_bn0_and_output(tmp_pa
 
 
 # ---------------------------------------------------------------------- training
-def tiny_data(n: int = 18, seed: int = 0) -> training.TrainingData:
+def tiny_data(n: int = 18, seed: int = 0) -> training_data.TrainingData:
     """Random fixed and variable-length features with lengths: n - 6 training, 3 validation, 3 test clips."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 6
@@ -211,7 +211,7 @@ def tiny_data(n: int = 18, seed: int = 0) -> training.TrainingData:
         x1d_var[i, :, :len1d[i]] = rng.normal(3, 2, (27, len1d[i]))
         x2d_var[i, ..., :len2d[i]] = rng.random((1, 64, len2d[i]))
     split = ["train"] * (n - 6) + ["val"] * 3 + ["test"] * 3
-    return training.TrainingData(rng.normal(3, 2, (n, 27, 301)).astype(np.float32),
+    return training_data.TrainingData(rng.normal(3, 2, (n, 27, 301)).astype(np.float32),
                                  rng.random((n, 1, 64, 64), dtype=np.float32), y, split, corpus="synthetic",
                                  split_method="random", x1d_var=x1d_var, len1d=len1d, x2d_var=x2d_var, len2d=len2d)
 
@@ -219,36 +219,36 @@ def tiny_data(n: int = 18, seed: int = 0) -> training.TrainingData:
 def test_length_batches_cover_each_clip_once_and_bucket_by_length():
     lengths = torch.randint(10, 500, (1000,))
     idx = torch.arange(100, 900)
-    batches = training.length_batches(idx, lengths, 16, torch.Generator().manual_seed(0), chunk_batches=10)
+    batches = batching.length_batches(idx, lengths, 16, torch.Generator().manual_seed(0), chunk_batches=10)
     assert sorted(torch.cat(batches).tolist()) == idx.tolist()
     assert sum(len(b) < 16 for b in batches) == 0  # 800 = 50 x 16
     spread = np.mean([int(lengths[b].max() - lengths[b].min()) for b in batches])
     assert spread < 0.25 * 490  # sorted within chunks of 160: far less spread than random batches
-    again = training.length_batches(idx, lengths, 16, torch.Generator().manual_seed(0), chunk_batches=10)
+    again = batching.length_batches(idx, lengths, 16, torch.Generator().manual_seed(0), chunk_batches=10)
     assert all(torch.equal(a, b) for a, b in zip(batches, again))
 
 
 def test_batches_are_padded_to_their_own_longest_clip():
     data = tiny_data()
     model = models.build_model("combined-varlen")
-    tensors = training.to_device_tensors(data, model.inputs, torch.device("cpu"))
+    tensors = batching.to_device_tensors(data, model.inputs, torch.device("cpu"))
     assert tensors["len1d"].dtype == torch.long
     batch = torch.tensor([0, 3])
-    x1d, len1d, x2d, len2d = training.batch_inputs(model, tensors, batch)
+    x1d, len1d, x2d, len2d = batching.batch_inputs(model, tensors, batch)
     assert x1d.shape[-1] == int(data.len1d[[0, 3]].max()) and x2d.shape[-1] == int(data.len2d[[0, 3]].max())
 
 
 def check_run(out, cfg, data, metrics):
     assert metrics["status"] == "complete" and metrics["n_params"] == PARAMETERS[cfg.model]
     assert math.isfinite(metrics["test_loss"]) and 0 <= metrics["accuracy"] <= 1
-    summary = training.run_summary(out / cfg.run_id, source="test")
+    summary = runs.run_summary(out / cfg.run_id, source="test")
     assert summary["model"] == cfg.model and summary["time_per_epoch_s"] > 0 and summary["family"] == "alternative"
     assert math.isfinite(summary["gap_acc"]) and summary["label"] == f"{cfg.run_id} (test)"
-    model = training.load_model(out / cfg.run_id)
+    model = inference.load_model(out / cfg.run_id)
     test = data.indices("test")
-    probs = training.predict(model, data, idx=test, device="cpu")
+    probs = inference.predict(model, data, idx=test, device="cpu")
     assert probs.shape == (len(test), 6) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    saved = training.load_run(out / cfg.run_id)["predictions"]
+    saved = runs.load_run(out / cfg.run_id)["predictions"]
     np.testing.assert_allclose(probs, saved[[f"p_{c}" for c in config.EMOTIONS]].to_numpy(), atol=1e-4)
 
 
@@ -286,6 +286,6 @@ def test_the_sweep_trains_the_alternatives_through_notebook_07(tmp_path, tiny_co
                              activations=["relu"], lrs=[0.001], epochs=1, batch_size=32, device="cpu",
                              features_dir=tmp_path / "features", progress=False, emit=lambda line: None)
     assert result.ok, result.errors
-    results = sweep.collect_results(tmp_path / "out" / "runs")
+    results = runs.collect_results(tmp_path / "out" / "runs")
     assert set(results["model"]) == {"combined-varlen", "combined-mean1d"}
     assert (results["status"] == "complete").all()

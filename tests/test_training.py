@@ -7,6 +7,7 @@ signal), for 2 epochs: a few seconds each on a laptop CPU.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import math
 import sys
 import types
@@ -16,14 +17,14 @@ import pandas as pd
 import pytest
 import torch
 
-from ser_utils import config, models, training
+from ser_utils import batching, config, inference, models, runs, runtime, training, training_data
 from ser_utils.config import TrainConfig
 
 N_CLIPS = 120
 TIMING_KEYS = {"wall_time_s", "time_per_epoch_s"}
 
 
-def make_data(n: int = N_CLIPS, seed: int = 0, signal: float = 1.0) -> training.TrainingData:
+def make_data(n: int = N_CLIPS, seed: int = 0, signal: float = 1.0) -> training_data.TrainingData:
     """Random features with class-dependent means, a 70/10/20 split and CREMA-D-like paths."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % len(config.EMOTIONS)
@@ -33,7 +34,7 @@ def make_data(n: int = N_CLIPS, seed: int = 0, signal: float = 1.0) -> training.
     x2d = rng.random((n, 1, 64, 64)).astype(np.float32)
     split = np.array(["train"] * int(n * 0.7) + ["val"] * int(n * 0.1) + ["test"] * (n - int(n * 0.7) - int(n * 0.1)))
     ids = np.array([f"AudioWAV/{1001 + i % 91}_IEO_{config.EMOTIONS[c]}_HI.wav" for i, c in enumerate(y)])
-    return training.TrainingData(x1d, x2d, y, split, corpus="synthetic", split_method="random", ids=ids)
+    return training_data.TrainingData(x1d, x2d, y, split, corpus="synthetic", split_method="random", ids=ids)
 
 
 def short_cfg(**kwargs) -> TrainConfig:
@@ -49,12 +50,12 @@ def one_thread():
     """Runs use every core by design; here one thread is faster and steadier on a busy shared
     machine (OpenMP threads stall badly when other processes hold the cores)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "usable_cpus", lambda: 1)
+        mp.setattr(runtime, "usable_cpus", lambda: 1)
         yield
 
 
 @pytest.fixture(scope="module")
-def data() -> training.TrainingData:
+def data() -> training_data.TrainingData:
     return make_data()
 
 
@@ -107,7 +108,7 @@ def test_from_features_splits_and_labels_the_manifest():
                              "emotion": np.array(config.EMOTIONS)[np.arange(n) % 6], "corpus": "synthetic"})
     fs = types.SimpleNamespace(manifest=manifest, x1d=rng.random((n, 27, 301), dtype=np.float32),
                                x2d=rng.random((n, 1, 64, 64), dtype=np.float32))
-    td = training.TrainingData.from_features(fs, split_method="random")
+    td = training_data.TrainingData.from_features(fs, split_method="random")
     assert td.corpus == "synthetic" and td.split_method == "random"
     assert set(td.split) == {"train", "val", "test"}
     assert list(np.array(config.EMOTIONS)[td.y]) == manifest["emotion"].tolist()
@@ -121,9 +122,9 @@ def test_from_features_splits_and_labels_the_manifest():
 
 def test_training_data_rejects_bad_rows():
     with pytest.raises(ValueError, match="train/val/test"):
-        training.TrainingData(None, None, [0, 1], ["train", "holdout"])
+        training_data.TrainingData(None, None, [0, 1], ["train", "holdout"])
     with pytest.raises(ValueError, match="rows"):
-        training.TrainingData(np.zeros((3, 27, 301), np.float32), None, [0, 1], ["train", "test"])
+        training_data.TrainingData(np.zeros((3, 27, 301), np.float32), None, [0, 1], ["train", "test"])
 
 
 # ------------------------------------------------------------------- the hot loop
@@ -131,14 +132,14 @@ def test_combined_trains_one_batch_through_the_loop():
     torch.manual_seed(0)
     small = make_data(n=6)
     model = models.build_model("combined")
-    tensors = training.to_device_tensors(small.standardize(), model.inputs, torch.device("cpu"))
+    tensors = batching.to_device_tensors(small.standardize(), model.inputs, torch.device("cpu"))
     y = torch.as_tensor(small.y)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = training.make_scheduler(opt, short_cfg(model="combined", epochs=1), n_train=4)
     gen = torch.Generator().manual_seed(0)
     loss, acc = training.train_epoch(model, opt, sched, tensors, y, torch.arange(4), 4, gen)
     assert math.isfinite(loss) and 0 <= acc <= 1
-    val_loss, _, logits = training.evaluate(model, tensors, y, torch.arange(4, 6))
+    val_loss, _, logits = batching.evaluate(model, tensors, y, torch.arange(4, 6))
     assert logits.shape == (2, 6) and math.isfinite(val_loss)
 
 
@@ -146,11 +147,12 @@ def test_combined_trains_one_batch_through_the_loop():
 def test_run_writes_a_complete_folder(first_run, data):
     cfg, out, metrics = first_run
     run_dir = out / cfg.run_id
-    assert {p.name for p in run_dir.iterdir()} >= set(training.RUN_FILES)
+    assert {p.name for p in run_dir.iterdir()} >= set(runs.TRAINING_FILES)
     assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]
 
     saved = json.loads((run_dir / "metrics.json").read_text())
-    assert saved == metrics and saved["status"] == "complete"
+    assert metrics["reused"] is False
+    assert saved == {k: v for k, v in metrics.items() if k != "reused"} and saved["status"] == "complete"
     for key in ("accuracy", "f1", "precision", "recall", "f1_macro", "uar"):
         assert 0.0 <= saved[key] <= 1.0, key
     assert list(saved["per_class_f1"]) == list(config.EMOTIONS)
@@ -184,12 +186,12 @@ def test_checkpoint_reloads_and_predicts_the_same(first_run, data):
     run_dir = out / cfg.run_id
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     assert ckpt["config"]["model"] == "1d" and "state_dict" in ckpt and ckpt["x1d_mean"].shape == (27,)
-    model = training.load_model(run_dir)
+    model = inference.load_model(run_dir)
     preds = pd.read_csv(run_dir / "predictions.csv")
-    probs = training.predict(model, data, preds["index"].to_numpy(), device="cpu")
+    probs = inference.predict(model, data, preds["index"].to_numpy(), device="cpu")
     np.testing.assert_allclose(probs, preds[[f"p_{c}" for c in config.EMOTIONS]].to_numpy(), atol=1e-5)
 
-    loaded = training.load_run(run_dir)
+    loaded = runs.load_run(run_dir)
     assert loaded["metrics"]["status"] == "complete" and len(loaded["history"]) == 2
     assert loaded["confusion"].shape == (6, 6) and len(loaded["predictions"]) == 24
 
@@ -197,11 +199,12 @@ def test_checkpoint_reloads_and_predicts_the_same(first_run, data):
 def test_finished_run_is_not_overwritten_without_force(first_run, data):
     cfg, out, metrics = first_run
     before = (out / cfg.run_id / "metrics.json").read_text()
-    with pytest.raises(training.RunExistsError, match="force=True"):
-        training.run(cfg, data, out_dir=out, progress=False)
+    reused = training.run(cfg, data, out_dir=out, progress=False)
+    assert reused["reused"] is True
     assert (out / cfg.run_id / "metrics.json").read_text() == before
     again = training.run(cfg, data, out_dir=out, force=True, progress=False)
-    assert without_timing(again) == without_timing(metrics)  # re-ran, and deterministically
+    assert again["reused"] is False  # re-ran, and deterministically:
+    assert without_timing(again) == without_timing({**metrics, "reused": False})
 
 
 def test_identical_cpu_runs_are_identical(first_run, data, tmp_path):
@@ -220,10 +223,40 @@ def test_divergence_is_recorded_not_raised(data, tmp_path, lr):
     assert metrics["best_epoch"] == 0 and metrics["best_val_loss"] is None
     assert 0 <= metrics["accuracy"] <= 1  # chance-level predictions: the training prior's majority class
     run_dir = tmp_path / short_cfg(lr=lr).run_id
-    assert training.is_finished(run_dir)
+    assert runs.is_finished(run_dir)
     assert len(pd.read_csv(run_dir / "predictions.csv")) == 24
-    with pytest.raises(training.RunExistsError):
-        training.run(short_cfg(lr=lr), data, out_dir=tmp_path, progress=False)
+    again = training.run(short_cfg(lr=lr), data, out_dir=tmp_path, progress=False)
+    assert again["reused"] is True and again["status"] == "diverged"  # the same settings: loaded, not retrained
+
+
+def test_finished_run_is_reused_only_with_identical_settings(first_run, data, tmp_path):
+    cfg, out, metrics = first_run
+    mtime = (out / cfg.run_id / "metrics.json").stat().st_mtime_ns
+    again = training.run(cfg, data, out_dir=out, progress=False)
+    assert again["reused"] is True and again["accuracy"] == metrics["accuracy"]
+    assert (out / cfg.run_id / "metrics.json").stat().st_mtime_ns == mtime  # nothing rewritten
+    # a setting outside the run id's readable part gets its own folder (the hash), never the old run
+    other = replace(cfg, dropout_head=0.4)
+    assert other.run_id != cfg.run_id and other.run_id.startswith(cfg.run_id + "-h")
+    # a folder whose recorded settings differ (here: edited by hand) is a conflict naming the field
+    recorded = json.loads((out / cfg.run_id / "config.json").read_text())
+    (tmp_path / cfg.run_id).mkdir()
+    for name in ("metrics.json", "config.json"):
+        (tmp_path / cfg.run_id / name).write_text((out / cfg.run_id / name).read_text())
+    (tmp_path / cfg.run_id / "config.json").write_text(json.dumps({**recorded, "weight_decay": 0.5}))
+    with pytest.raises(training.RunExistsError, match="weight_decay 0.5 -> 0.0001"):
+        training.run(cfg, data, out_dir=tmp_path, progress=False)
+
+
+def test_run_id_names_every_setting_that_differs_from_the_protocol():
+    assert config.TrainConfig(model="2d", activation="silu", lr=0.001).run_id == "2d-silu-lr0.001"
+    cfg = config.TrainConfig(model="1d", activation="relu", lr=0.01, epochs=12, split="speaker", seed=43,
+                             split_seed=7, batch_size=32)
+    assert cfg.run_id == "1d-relu-lr0.01-e12-speaker-seed43-split7-bs32"
+    ids = {config.TrainConfig(model="1d", epochs=4, **{k: v}).run_id
+           for k, v in [("weight_decay", 0.0), ("warmup_epochs", 1), ("final_lr_fraction", 0.01),
+                        ("dropout_conv", 0.1), ("dropout_head", 0.1)]}
+    assert len(ids) == 5  # each changed setting gives its own folder
 
 
 def test_failure_is_recorded_then_raised(data, tmp_path, monkeypatch):
@@ -236,7 +269,7 @@ def test_failure_is_recorded_then_raised(data, tmp_path, monkeypatch):
         training.run(cfg, data, out_dir=tmp_path, progress=False)
     saved = json.loads((tmp_path / cfg.run_id / "metrics.json").read_text())
     assert saved["status"] == "failed" and "metrics exploded" in saved["error"]
-    assert not training.is_finished(tmp_path / cfg.run_id)  # a failed run is retried without force
+    assert not runs.is_finished(tmp_path / cfg.run_id)  # a failed run is retried without force
 
 
 def test_configuration_errors_create_no_folder(data, tmp_path):
@@ -264,3 +297,16 @@ def test_wandb_offline_logging(data, tmp_path, monkeypatch):
     metrics = training.run(cfg, data, out_dir=tmp_path, progress=False)
     assert metrics["status"] == "complete"
     assert list((tmp_path / cfg.run_id / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("model", config.MODELS)
+def test_bf16_autocast_trains_every_report_model_on_cpu(model, data, tmp_path):
+    """--precision bf16 works on the CPU too; metrics and probabilities stay fp32 (they sum to 1)."""
+    cfg = short_cfg(model=model, epochs=2, numeric_precision="bf16")
+    assert cfg.run_id.endswith("-bf16")
+    metrics = training.run(cfg, data, out_dir=tmp_path, progress=False)
+    assert metrics["status"] in ("complete", "diverged") and metrics["precision_used"] == "bf16"
+    preds = pd.read_csv(tmp_path / cfg.run_id / "predictions.csv")
+    probs = preds[[f"p_{c}" for c in config.EMOTIONS]].to_numpy()
+    assert probs.dtype == np.float64 and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and len(pd.read_csv(tmp_path / cfg.run_id / "history.csv")) >= 1

@@ -15,10 +15,10 @@ name                input(s) per clip                             parameters* wh
 
 Every model keeps the suite's constructor contract
 ``Model(n_classes=6, activation="relu", dropout_conv=0.3, dropout_head=0.5, **optional)`` and names
-the tensors its ``forward`` takes in ``inputs``; importing this module registers the four names
-in :data:`ser_utils.models.MODEL_REGISTRY`, so ``build_model``, ``training.run``, notebook 07 and
-the sweep (``--models resnet38,resnet101,combined-varlen,combined-mean1d``) accept them.
-``training.TrainingData`` provides the extra inputs (``x1d_var``/``len1d``/``x2d_var``/``len2d``
+the tensors its ``forward`` takes in ``inputs`` (all declared in ``layers.INPUT_SHAPES``). They are
+registered by name in :data:`ser_utils.models.MODEL_REGISTRY` (``registry.py``), so ``build_model``,
+``training.run``, notebook 07 and the sweep (``--models resnet38,resnet101,combined-varlen,combined-mean1d``)
+accept them. ``training.TrainingData`` provides the extra inputs (``x1d_var``/``len1d``/``x2d_var``/``len2d``
 from the FeatureSet's variable-length store, ``x1d_avg`` from the frames).
 """
 
@@ -32,14 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ser_utils.models import (GROUP_NORM_GROUPS, INPUT_SHAPES, MODEL_REGISTRY, TRUNK_1D_WIDTHS, TRUNK_2D_WIDTHS,
-                              conv_trunk, get_activation)
-
-#: Per-clip shape of the time-averaged 1D features (the 27 rows' means).
-INPUT_SHAPES.setdefault("x1d_avg", (27,))
-
-#: Names of the length tensors and the padded tensor each one describes (used by training).
-LENGTH_OF: dict[str, str] = {"x1d_var": "len1d", "x2d_var": "len2d"}
+from ser_utils.models.cnn import TRUNK_1D_WIDTHS, TRUNK_2D_WIDTHS, TwoTrunkModel
+from ser_utils.models.layers import INPUT_SHAPES, MaskedTrunk, combined_head, conv_trunk, get_activation, time_mask
 
 
 # ============================================================================ PANNs ResNet38
@@ -309,102 +303,8 @@ class ResNet101(nn.Module):
         return self.fc(self.drop_head(x.mean(dim=(2, 3))))
 
 
-# =============================================================== masked, variable-length trunks
-def time_mask(lengths: torch.Tensor, n_frames: int, ndim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``[B, 1, (1,) T]`` float mask, 1 on the first ``lengths[b]`` frames of clip b (time is the last axis)."""
-    mask = torch.arange(n_frames, device=lengths.device)[None, :] < lengths[:, None]
-    return mask.reshape(len(lengths), *([1] * (ndim - 2)), n_frames).to(dtype)
-
-
-class MaskedGroupNorm(nn.GroupNorm):
-    """GroupNorm whose statistics cover only the valid (mask = 1) positions.
-
-    Same parameters as ``nn.GroupNorm`` (an affine scale and shift per channel), and identical
-    output when the mask is all ones. Plain GroupNorm would average over the padding too, so a
-    clip's output would depend on how much padding its batch needed.
-    """
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        if mask is None:
-            return super().forward(x)
-        b, c = x.shape[:2]
-        xg = x.float().reshape(b, self.num_groups, -1)  # statistics in float32, also under bf16 autocast
-        mg = mask.float().expand_as(x).reshape(b, self.num_groups, -1)
-        count = mg.sum(-1, keepdim=True).clamp_min(1.0)
-        mean = (xg * mg).sum(-1, keepdim=True) / count
-        var = ((xg - mean) * mg).pow(2).sum(-1, keepdim=True) / count
-        out = ((xg - mean) / torch.sqrt(var + self.eps)).reshape_as(x)
-        if self.affine:
-            shape = (1, c) + (1,) * (x.ndim - 2)
-            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return out
-
-
-class MaskedConvBlock(nn.Module):
-    """The report's block (Conv k3 p1 -> GroupNorm -> activation -> MaxPool(2) -> Dropout) on a padded batch.
-
-    Takes and returns ``(x, lengths)``. The input must be zero beyond each clip's length; the
-    block keeps that true for the next one: GroupNorm statistics over valid frames only, the
-    padded frames zeroed again after the activation and after pooling, and the new length is
-    ``floor(length / 2)`` (what MaxPool gives an unpadded clip). Then every valid output equals
-    the output for the clip alone: a valid position's receptive field reaches past the clip's
-    end only into zeros, which is exactly what the convolution's own zero padding supplies for
-    the clip alone.
-    """
-
-    def __init__(self, dim: int, c_in: int, c_out: int, activation: str, dropout: float) -> None:
-        super().__init__()
-        conv = {1: nn.Conv1d, 2: nn.Conv2d}[dim]
-        pool = {1: nn.MaxPool1d, 2: nn.MaxPool2d}[dim]
-        self.conv = conv(c_in, c_out, kernel_size=3, padding=1, bias=True)
-        self.norm = MaskedGroupNorm(GROUP_NORM_GROUPS, c_out)
-        self.act = get_activation(activation)
-        self.pool = pool(2)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = time_mask(lengths, x.shape[-1], x.ndim, x.dtype)
-        x = self.act(self.norm(self.conv(x), mask)) * mask
-        x = self.pool(x)
-        lengths = torch.div(lengths, 2, rounding_mode="floor")
-        return self.drop(x) * time_mask(lengths, x.shape[-1], x.ndim, x.dtype), lengths
-
-
-class MaskedTrunk(nn.Module):
-    """Masked conv blocks, then global average pooling over the valid frames only: ``[B, widths[-1]]``.
-
-    Clips shorter than ``2 ** len(widths)`` frames (8 for the 1D trunk, 16 for the 2D one) are
-    treated as zero-padded to that length, so every clip keeps at least one frame after the last
-    pooling. Same parameters as :func:`ser_utils.models.conv_trunk`.
-    """
-
-    def __init__(self, dim: int, c_in: int, widths: Sequence[int], activation: str, dropout: float) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList()
-        for c_out in widths:
-            self.blocks.append(MaskedConvBlock(dim, c_in, c_out, activation, dropout))
-            c_in = c_out
-        self.min_frames = 2 ** len(widths)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        lengths = lengths.to(device=x.device, dtype=torch.long).clamp(min=self.min_frames)
-        if x.shape[-1] < self.min_frames:
-            x = F.pad(x, (0, self.min_frames - x.shape[-1]))
-        x = x * time_mask(lengths, x.shape[-1], x.ndim, x.dtype)  # whatever the padding held
-        for block in self.blocks:
-            x, lengths = block(x, lengths)
-        total = x.flatten(2).sum(-1)  # padded frames are zero
-        per_frame = x[0, 0].numel() // x.shape[-1]  # frequency rows per frame (1 in 1D)
-        return total / (lengths * per_frame).to(x.dtype)[:, None]
-
-
-def _combined_head(fused: int, hidden: int, n_classes: int, activation: str, dropout: float) -> nn.Sequential:
-    """The combined model's head (as ``models.Combined``): Linear -> LayerNorm -> act -> Dropout -> Linear."""
-    return nn.Sequential(nn.Linear(fused, hidden), nn.LayerNorm(hidden), get_activation(activation),
-                         nn.Dropout(dropout), nn.Linear(hidden, n_classes))
-
-
-class CombinedVarLen(nn.Module):
+# ============================================================= variants of the combined model
+class CombinedVarLen(TwoTrunkModel):
     """The combined model on un-cropped, un-resized features: 5,739,462 parameters (as ``combined``).
 
     Inputs: ``x1d_var`` ``[B, 27, T']`` (the 27 feature rows of every frame of the VAD-trimmed
@@ -419,17 +319,13 @@ class CombinedVarLen(nn.Module):
     """
 
     inputs: tuple[str, ...] = ("x1d_var", "len1d", "x2d_var", "len2d")
+    trunk_inputs = ("x1d_var", "x2d_var")
 
     def __init__(self, n_classes: int = 6, activation: str = "relu", dropout_conv: float = 0.3,
                  dropout_head: float = 0.5, hidden: int = 128) -> None:
-        super().__init__()
-        self.trunk1d = MaskedTrunk(1, INPUT_SHAPES["x1d"][0], TRUNK_1D_WIDTHS, activation, dropout_conv)
-        self.trunk2d = MaskedTrunk(2, INPUT_SHAPES["x2d"][0], TRUNK_2D_WIDTHS, activation, dropout_conv)
-        self.head = _combined_head(TRUNK_1D_WIDTHS[-1] + TRUNK_2D_WIDTHS[-1], hidden, n_classes, activation,
-                                   dropout_head)
-
-    def trunks(self) -> dict[str, nn.Module]:
-        return {"x1d_var": self.trunk1d, "x2d_var": self.trunk2d}
+        super().__init__(MaskedTrunk(1, INPUT_SHAPES["x1d_var"][0], TRUNK_1D_WIDTHS, activation, dropout_conv),
+                         MaskedTrunk(2, INPUT_SHAPES["x2d_var"][0], TRUNK_2D_WIDTHS, activation, dropout_conv),
+                         n_classes, activation, dropout_head, hidden)
 
     def forward(self, x1d_var: torch.Tensor, len1d: torch.Tensor, x2d_var: torch.Tensor,
                 len2d: torch.Tensor) -> torch.Tensor:
@@ -467,66 +363,20 @@ class CombinedMean1D(nn.Module):
     def __init__(self, n_classes: int = 6, activation: str = "relu", dropout_conv: float = 0.3,
                  dropout_head: float = 0.5, hidden: int = 128, mlp_hidden: int = 128) -> None:
         super().__init__()
-        n_rows, width = INPUT_SHAPES["x1d"][0], TRUNK_1D_WIDTHS[-1]
+        n_rows, width = INPUT_SHAPES["x1d_avg"][0], TRUNK_1D_WIDTHS[-1]
         self.mlp1d = nn.Sequential(
             nn.Linear(n_rows, mlp_hidden), nn.LayerNorm(mlp_hidden), get_activation(activation),
             nn.Dropout(dropout_conv),
             nn.Linear(mlp_hidden, width), nn.LayerNorm(width), get_activation(activation), nn.Dropout(dropout_conv),
         )
         self.trunk2d = conv_trunk(2, INPUT_SHAPES["x2d"][0], TRUNK_2D_WIDTHS, activation, dropout_conv)
-        self.head = _combined_head(width + TRUNK_2D_WIDTHS[-1], hidden, n_classes, activation, dropout_head)
+        self.head = combined_head(width + TRUNK_2D_WIDTHS[-1], hidden, n_classes, activation, dropout_head)
 
     def trunks(self) -> dict[str, nn.Module]:
         return {"x2d": self.trunk2d}
 
     def forward(self, x1d_avg: torch.Tensor, x2d: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.mlp1d(x1d_avg), self.trunk2d(x2d)], dim=1))
-
-
-#: The alternatives, by the name ``TrainConfig.model``, the sweep and notebook 07 use.
-ALTERNATIVES: dict[str, type[nn.Module]] = {
-    "resnet38": ResNet38,
-    "resnet101": ResNet101,
-    "combined-varlen": CombinedVarLen,
-    "combined-mean1d": CombinedMean1D,
-}
-#: What each alternative reads, in words (notebook 09's table).
-INPUT_DESCRIPTIONS: dict[str, str] = {
-    "resnet38": "log-mel image [1, 64, 64]",
-    "resnet101": "log-mel image [1, 64, 64]",
-    "combined-varlen": "frames [27, T'] + log-mel [1, 64, T], un-cropped, un-resized (masked)",
-    "combined-mean1d": "27 time-averaged features + log-mel image [1, 64, 64]",
-}
-
-MODEL_REGISTRY.update(ALTERNATIVES)
-
-
-def needs_lengths(model: nn.Module | type) -> bool:
-    """True when the model reads variable-length (padded + lengths) inputs."""
-    return any(name in LENGTH_OF.values() for name in getattr(model, "inputs", ()))
-
-
-def describe(names: Sequence[str] | None = None) -> "pd.DataFrame":
-    """One row per model: name, what it reads, trainable parameters and forward cost per clip (MACs).
-
-    ``names`` defaults to the report's three models followed by the alternatives.
-    """
-    import pandas as pd
-
-    from ser_utils import config, models
-
-    rows = []
-    for name in names or [*config.MODELS, *ALTERNATIVES]:
-        model = models.build_model(name)
-        described = INPUT_DESCRIPTIONS.get(name, ", ".join(_BASE_INPUTS.get(name, model.inputs)))
-        rows.append({"model": name, "input": described,
-                     "parameters": models.count_parameters(model),
-                     "MMAC per clip": round(models.cost_per_sample(model)["macs"] / 1e6, 1)})
-    return pd.DataFrame(rows)
-
-
-_BASE_INPUTS: dict[str, tuple[str, ...]] = {"1d": ("frames [27, 301]",), "2d": ("log-mel image [1, 64, 64]",),
-                                           "combined": ("frames [27, 301]", "log-mel image [1, 64, 64]")}
 
 
 @torch.no_grad()

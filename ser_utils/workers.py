@@ -1,0 +1,54 @@
+"""Worker pools that are safe to start anywhere, a Jupyter kernel with torch imported included.
+
+Why not plain ``fork``: forking copies the caller's memory but only the calling thread. A
+Jupyter kernel runs several threads (ZeroMQ, the heartbeat, the output capture) and, once torch
+is imported, torch's and OpenMP's thread pools; a lock one of them held at the moment of the
+fork stays locked forever in the child, which then hangs. It also hands the child whatever
+global state the caller built (eSpeak's synthesis state, a CUDA context). So the feature
+extraction's pool (:mod:`ser_utils.feature_cache`) and the demo corpus's pool
+(:mod:`ser_utils.demo_corpus.writer`) start their workers with ``forkserver`` on Linux: a
+small single-threaded server process, started once per caller, forks each worker from its own
+clean state. Elsewhere ``spawn`` (macOS, Windows: no forkserver, or fork unsafe there).
+
+The server imports :data:`PRELOAD` once when it starts, so a worker forked from it starts with
+librosa, scipy and the eSpeak binding already imported (milliseconds, not the ~2 s an import
+costs). There is one server per process whichever pool starts it first, so the list covers both
+pools. As with any non-fork start method, a *script* that starts a pool needs the usual
+``if __name__ == "__main__":`` guard (notebooks and ``python -m ser_utils`` have it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+
+#: Imported once by the fork server (a missing one is skipped by multiprocessing itself). librosa
+#: loads its submodules lazily, so the ones a worker touches are named: ``librosa.util.utils``
+#: alone compiles numba functions for about 2 s, which every worker would otherwise pay.
+PRELOAD = (
+    "numpy", "scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.sparse", "soxr", "soundfile", "tqdm.auto",
+    "webrtcvad", "threadpoolctl", "librosa.core.convert", "librosa.core.notation", "librosa.filters",
+    "librosa.util.utils", "ser_utils.features", "ser_utils.demo_corpus.writer",
+)
+
+
+def start_method() -> str:
+    """``forkserver`` where the platform has it and it is Linux, else ``spawn`` (never ``fork``)."""
+    import sys
+
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return "spawn"
+
+
+def pool_context(method: str | None = None) -> multiprocessing.context.BaseContext:
+    """The multiprocessing context every pool of the package uses (see the module docstring).
+
+    ``method`` overrides the choice (benchmarks compare ``fork``); the preload is set for a
+    fork server that has not started yet and is harmless otherwise.
+    """
+    method = method or start_method()
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(list(PRELOAD))
+    return context
