@@ -144,6 +144,20 @@ def _headline(results: Any, run_pages: Mapping[str, Path], synthetic: bool) -> s
                                 formats=link).to_html()
 
 
+def _claims_table(results: Any, runs_dir: Path, synthetic: bool) -> str:
+    """One row per finding of the report with our measured effect, p-value and computed verdict."""
+    from ser_utils import analysis, claims
+
+    done = list(runs.finished(results)["run_id"]) if len(results) else []
+    table = claims.evaluate(results, runs.load_tables(runs_dir, done), runs.load_tables(runs_dir, done, runs.HISTORY_FILE))
+    shown = table[["finding", "report_says", "we_measure", "p_value", "verdict"]]
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in table["verdict"].value_counts().items())
+    styled = shown.style.format({"p_value": "{:.3g}"}, na_rep="—").hide(axis="index").set_caption(
+        html.escape(analysis.caption("Each finding of the report against our runs (paired tests on the same clips)",
+                                     synthetic)))
+    return styled.to_html() + f"<p class='muted'>Verdicts: {html.escape(counts)}; details in notebook 08.</p>"
+
+
 def _runs_list(results: Any, run_pages: Mapping[str, Path]) -> str:
     if results.empty:
         return "<p class='muted'>No run folders.</p>"
@@ -182,7 +196,10 @@ def index_html(results: Any, runs_dir: Path, pages: Mapping[str, Path], run_page
 <h2>Headline: best configuration per architecture</h2>
 {_headline(results, run_pages, synthetic)}
 <p class="muted">report_accuracy: the course report's published test accuracy for the same configuration
-(its best: the 2D CNN with SiLU at lr 0.001, 64.1%); chosen by test accuracy as in the report.</p>
+(its best: the 2D CNN with SiLU at lr 0.001, 64.1%); accuracy_ci: our 95% interval (bootstrap over the
+test clips); chosen by test accuracy as in the report.</p>
+<h2>The report's claims, tested</h2>
+{_claims_table(results, runs_dir, synthetic)}
 <h2>Key figures</h2>
 {figures or "<p class='muted'>No finished run yet.</p>"}
 <h2>Notebooks</h2>

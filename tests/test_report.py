@@ -120,6 +120,9 @@ def test_report_pages_exist_and_every_link_resolves(exported, small_sweep):
     assert links.images and all(src.startswith("data:image/png;base64,") for src in links.images)
     text = exported.read_text()
     assert "synthetic-banner" in text and "not CREMA-D" in text and "64.1%" in text
+    claims_part = text[text.index("claims, tested"):text.index("Key figures")]
+    assert claims_part.count("<tr") >= 11 and "Verdicts:" in claims_part  # ten findings + header
+    assert any(v in claims_part for v in ("reproduced", "contradicted", "not significant", "not run"))
 
 
 def test_report_without_code_hides_the_inputs(tmp_path):
