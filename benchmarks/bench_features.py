@@ -7,7 +7,8 @@ Times, on the same clips and in one run:
       its own STFT and filterbank; chroma estimates the tuning), single process;
   (b) ours, features only (features_1d + features_2d), single process;
   (c) ours, the full extract() (variable-length features and the cache written), jobs=1;
-  (d) the same with --jobs workers;
+  (d) the same with --jobs workers (the package's start method: forkserver on Linux, its
+      server started here once), and (d') with the old 'fork' start, for its cost;
   (e) a cache hit (extract() again).
 Each row includes loading and preprocessing, so the rows are what a user waits for; the
 preprocessing time alone is printed too. Then it checks that (a) and ours agree on every
@@ -33,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import audio, config, features  # noqa: E402
+from ser_utils import audio, config, feature_cache, features, workers  # noqa: E402
 from ser_utils.config import Feature1DConfig, Feature2DConfig, PreprocessConfig  # noqa: E402
 
 CORPUS_CLIPS = config.N_CLIPS_RELEASED
@@ -138,7 +139,9 @@ def time_per_clip(paths, pre, fn) -> tuple[float, float]:
         return timed(run)
 
 
-def time_extract(paths, cache_root: Path, pre, f1, f2, jobs: int, force: bool) -> tuple[float, float]:
+def time_extract(paths, cache_root: Path, pre, f1, f2, jobs: int, force: bool,
+                 start_method: str | None = None) -> tuple[float, float]:
+    """extract() timed; ``start_method`` overrides the pool's (None: the package's, forkserver on Linux)."""
     manifest = pd.DataFrame({"path": [str(p) for p in paths]})
 
     def run():
@@ -146,12 +149,18 @@ def time_extract(paths, cache_root: Path, pre, f1, f2, jobs: int, force: bool) -
             warnings.simplefilter("ignore")
             features.extract(manifest, cache_root, pre, f1, f2, jobs=jobs, progress=False, force=force)
 
-    return timed(run)
+    saved = feature_cache.MP_START_METHOD
+    feature_cache.MP_START_METHOD = start_method
+    try:
+        return timed(run)
+    finally:
+        feature_cache.MP_START_METHOD = saved
 
 
 def timing_table(paths, pre, f1, f2, jobs: int, cache_root: Path) -> pd.DataFrame:
     sr = pre.sample_rate
     n = len(paths)
+    method = workers.start_method()
     for path in paths[:3]:  # warm up: imports, filterbanks, numba, page cache
         y = audio.preprocess(path, pre).signal
         naive_1d(y, sr, f1), naive_2d(y, sr, f2), features.features_1d(y, sr, f1), features.features_2d(y, sr, f2)
@@ -163,11 +172,18 @@ def timing_table(paths, pre, f1, f2, jobs: int, cache_root: Path) -> pd.DataFram
             paths, pre, lambda y: (features.features_1d(y, sr, f1), features.features_2d(y, sr, f2))),
         "(c) ours, extract() incl. var-length + cache write, jobs=1":
             time_extract(paths, cache_root / "j1", pre, f1, f2, 1, True),
-        f"(d) ours, extract() incl. var-length + cache write, jobs={jobs}":
+        # the first pool of this process starts the fork server (once per process: its imports)
+        f"(d) ours, extract() incl. var-length + cache write, jobs={jobs} ({method}, first pool)":
             time_extract(paths, cache_root / "jn", pre, f1, f2, jobs, True),
+        f"(d2) the same again ({method} already running)":
+            time_extract(paths, cache_root / "jn", pre, f1, f2, jobs, True),
+        f"(d') the same with the old 'fork' start (unsafe in a kernel), jobs={jobs}":
+            time_extract(paths, cache_root / "jf", pre, f1, f2, jobs, True, start_method="fork"),
         "(e) cache hit: extract() again": time_extract(paths, cache_root / "jn", pre, f1, f2, jobs, False),
     }
     table = pd.DataFrame(rows, index=["seconds", "cpu s"]).T.rename_axis("method")
+    if method != "fork":  # a fork server's workers are its children, not ours: their CPU time is not seen here
+        table.loc[[i for i in table.index if i.startswith(("(d)", "(d2)"))], "cpu s"] = np.nan
     base = table.loc["(a) straightforward librosa, 1 process", "seconds"]
     table["clips/s"] = n / table["seconds"]
     table["speed-up vs (a)"] = base / table["seconds"]
@@ -223,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
             print(table.to_string())
         print(f"load average {os.getloadavg()[0]:.1f} at the end (cpu ms/clip is the work; seconds depend on load)")
+        first, again, old = (table.loc[[i for i in table.index if i.startswith(p)][0], "seconds"]
+                             for p in ("(d)", "(d2)", "(d')"))
+        print(f"start method {workers.start_method()} against fork: {len(paths) / again:.0f} against "
+              f"{len(paths) / old:.0f} clips/s once its server runs (ratio {old / again:.2f}); starting the server "
+              f"cost {first - again:.1f} s once per process")
         agree = agreement(paths, pre, f1, f2)
         with pd.option_context("display.width", 200):
             print(agree.to_string(float_format="{:.3g}".format))

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(commands)
     _add_main_job_parser(commands)
     _add_slurm_parser(commands)
+    _add_predict_parser(commands)
     return parser
 
 
@@ -195,8 +196,11 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from ser_utils import dataset, features
 
+    from ser_utils.corpus_discovery import record_corpus
+
     clips, _ = dataset.scan(args.data)
     feature_set = features.extract(clips, cache_root=args.out, jobs=args.jobs, force=args.force)
+    record_corpus(dataset.locate(args.data).root, config.OUTPUTS_DIR, by="features")
     for row in feature_set.skipped.itertuples():
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     print(f"{len(feature_set.manifest)} clips, {len(feature_set.skipped)} skipped -> {feature_set.cache_dir}")
@@ -298,6 +302,38 @@ def cmd_slurm_script(args: argparse.Namespace) -> int:
     slurm.log_dir(args.out).mkdir(parents=True, exist_ok=True)
     print(text, end="")
     return 0
+
+
+def _add_predict_parser(commands) -> None:
+    pred = _command(commands, "predict", "what a trained model hears in new recordings (files or folders)",
+                    "Score recordings with a trained run: one row per recording with the six emotion probabilities, "
+                    "the predicted emotion and the number of windows (speech longer than the clips the model was "
+                    "trained on is scored in 3 s windows). Any format libsndfile reads (WAV, FLAC, OGG, MP3), any "
+                    "sample rate and channel count. A recording that cannot be scored gets a one-line error and the "
+                    "others go on (exit 1 at the end, listing them); a bad run folder exits 2.")
+    pred.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                      help="an audio file, or a folder searched for audio")
+    which = pred.add_mutually_exclusive_group()
+    which.add_argument("--run", type=Path, default=None, metavar="RUN_DIR", help="the run folder to use (its best.pt)")
+    which.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                       help="use the run of DIR with the lowest validation loss (default: outputs/runs)")
+    pred.add_argument("--format", choices=("table", "csv", "json"), default=None,
+                      help="output format (default: from --out's suffix, else table); csv and json carry the windows")
+    pred.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the output here (default: stdout)")
+    pred.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                      help="seconds between windows of a long recording (default: 1)")
+    pred.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+    pred.add_argument("--jobs", type=int, default=None,
+                      help="worker processes preparing recordings (default: one per core)")
+    pred.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ser_utils import prediction_output
+
+    return prediction_output.run_predict([str(p) for p in args.paths], run=args.run, runs_dir=args.runs,
+                                         fmt=args.format, out=args.out, device=args.device, hop_s=args.hop,
+                                         jobs=args.jobs)
 
 
 def save_traceback(command: str | None) -> Path:

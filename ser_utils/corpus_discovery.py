@@ -23,6 +23,11 @@ from pathlib import Path
 from ser_utils import config, fileio
 
 CORPUS_RECORD = "corpus.json"
+#: The quick profile's demo corpus (``make demo``, ``make lab``): where it lives and how many actors.
+#: ``pipeline.PROFILES["quick"]`` must agree (a test checks); kept here so that the pipeline may
+#: import this module to record its corpus without an import cycle.
+QUICK_DEMO_DIR = config.REPO_ROOT / "data" / "demo-corpus-quick"
+QUICK_DEMO_ACTORS = 8
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,12 @@ class FoundCorpus:
 
 
 def quick_demo_corpus() -> tuple[Path, int]:
-    """Where the quick profile's demo corpus lives and how many actors it has (one definition: the profile's)."""
-    from ser_utils.pipeline import PROFILES
-
-    profile = PROFILES["quick"]
-    return Path(profile.demo_dir), int(profile.actors)
+    """Where the quick demo corpus lives and how many actors it has."""
+    return QUICK_DEMO_DIR, QUICK_DEMO_ACTORS
 
 
 def record_path(outputs_dir: str | Path | None = None) -> Path:
+    """``<outputs>/corpus.json`` (``outputs/`` or ``$SER_OUTPUTS_DIR`` by default)."""
     return Path(outputs_dir or config.OUTPUTS_DIR) / CORPUS_RECORD
 
 

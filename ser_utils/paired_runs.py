@@ -80,8 +80,9 @@ class PairedRuns:
                 continue
             replicates = self.by_cfg.setdefault(cfg, {})
             if (run_seed, clip_set) in replicates:
-                raise ValueError(f"runs {replicates[run_seed, clip_set]} and {run_id} are both {cfg} with seed "
-                                 f"{run_seed} on split {clip_set}; keep one (or pass split= to select one protocol)")
+                # the same configuration trained twice (e.g. the sweep's run and one by hand with
+                # other epochs): the claims use the first, in the results' grid order
+                continue
             replicates[run_seed, clip_set] = run_id
             self.clip_set[run_id] = clip_set
             clips.setdefault(clip_set, {})[run_id] = self._normalise(run_id, predictions[run_id])

@@ -134,7 +134,7 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         failed = swept.failed
         problems.extend(f"run {name} failed" for name in failed)
         problems.extend(swept.problems)
-        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else [])
+        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict"]
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
     summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)
@@ -238,7 +238,7 @@ def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features
     if inactivity_timeout:
         base += ["--inactivity-timeout", f"{inactivity_timeout:g}"]
     command = command or (lambda slot: base + ["--device", shards.shard_device(device, slot), "--shard", slot.spec])
-    silence = (inactivity_timeout or max(sweep.inactivity_timeout_for(c["model"]) for c in configs))
+    silence = inactivity_timeout or max(sweep.inactivity_timeout_for(c["model"]) for c in configs)
     where = f"{len(gpus)} GPU(s), {jobs} per GPU" if gpus else "CPU"
     emit(f"   {len(slots)} sweep process(es) ({where}); logs in {Path(out) / 'logs'}")
     runs_dir = Path(out) / "runs"

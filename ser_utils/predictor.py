@@ -8,10 +8,12 @@ emotion and the number of windows (:mod:`ser_utils.windowing` says how a recordi
 ``windows=True`` adds one row per window. ``.predict_array(signal, rate)`` does the same for a
 signal in memory.
 
-Speed: recordings are prepared (decode, preprocess, features) by a pool of worker processes,
-the feature extraction's pool set-up (:mod:`ser_utils.feature_cache`: fork, one BLAS thread per
-worker), a chunk of files at a time, then the chunk's windows go through the model in large
-batches. ``benchmarks/bench_predict.py`` measures it against one recording at a time.
+Speed: recordings are prepared (decode, preprocess, features) by a pool of worker processes
+with the feature extraction's set-up (:mod:`ser_utils.feature_cache`: fork, one BLAS thread per
+worker, filterbanks built once before forking), while this process scores the windows prepared so
+far, 256 at a time, with one torch thread (the workers hold the other cores; OpenMP threads that
+must share cores stall). ``benchmarks/bench_predict.py`` measures it against one recording at a
+time.
 
 A recording that cannot be scored (unreadable, silent, under 0.5 s of speech) gets a one-line
 error naming the file and a row with an ``error``; the others are scored regardless.
@@ -19,8 +21,8 @@ error naming the file and a row with an ``error``; the others are scored regardl
 
 from __future__ import annotations
 
+import contextlib
 import math
-import multiprocessing
 import os
 import sys
 import warnings
@@ -32,14 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ser_utils import workers
 from ser_utils import audio, config, inference, runs, windowing
 from ser_utils.errors import UserError
 
 #: File name endings searched for in a folder: the containers libsndfile decodes.
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                   ".snd", ".caf", ".w64", ".rf64")
-#: Recordings prepared per chunk (bounds memory: a chunk's windows are held until scored).
-CHUNK_FILES = 256
+#: Recordings handed to the pool at a time (bounds memory when the model is slower than the workers).
+CHUNK_FILES = 512
 #: Windows per forward pass (the 2D CNN's activations for 256 clips take ~150 MB).
 BATCH_WINDOWS = 256
 #: Below this many recordings the pool's start-up is not worth it.
@@ -109,7 +112,12 @@ def best_run(runs_dir: str | os.PathLike = config.RUNS_DIR) -> Path:
 
 
 class Predictor:
-    """A trained run applied to recordings: load once, predict many (see the module docstring)."""
+    """A trained run applied to recordings: load once, predict many (see the module docstring).
+
+    ``checkpoint``: a dict from :func:`ser_utils.inference.read_checkpoint`; ``hop_s``: seconds
+    between the windows of a long recording (default 1); ``jobs``: worker processes (default: one
+    per usable core); ``batch_size``: windows per forward pass.
+    """
 
     def __init__(self, checkpoint: dict[str, Any], run_dir: str | os.PathLike | None = None, device: str = "auto",
                  hop_s: float | None = None, jobs: int | None = None, batch_size: int = BATCH_WINDOWS):
@@ -118,6 +126,8 @@ class Predictor:
         from ser_utils.models import INPUT_SHAPES
         from ser_utils.runtime import resolve_device, usable_cpus
 
+        if hop_s is not None and not (isinstance(hop_s, (int, float)) and math.isfinite(hop_s) and hop_s > 0):
+            raise UserError(f"hop {hop_s!r}: the seconds between windows must be a positive number, e.g. 1")
         self.checkpoint = checkpoint
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.model = inference.model_from_checkpoint(checkpoint, self.run_dir or "checkpoint")
@@ -126,7 +136,11 @@ class Predictor:
         if any(len(INPUT_SHAPES[name]) == 3 for name in self.model.inputs):
             # 2D trunks: channels_last makes conv and max pooling ~25% faster on a CPU (same numbers to ~1e-6)
             self.model.to(memory_format=torch.channels_last)
-        self.classes: tuple[str, ...] = tuple(checkpoint["classes"])
+        trained = tuple(checkpoint["classes"])
+        rank = {c: i for i, c in enumerate(config.EMOTIONS)}
+        #: The output's class order: the report's (config.EMOTIONS), whatever order the model was trained in.
+        self.classes: tuple[str, ...] = tuple(sorted(trained, key=lambda c: (rank.get(c, len(rank)), trained.index(c))))
+        self._order = [trained.index(c) for c in self.classes]
         self.spec = windowing.InputSpec.from_checkpoint(checkpoint, self.model.inputs, hop_s)
         self.precision = checkpoint["config"].get("numeric_precision", "auto")
         self.jobs = max(1, int(jobs or usable_cpus()))
@@ -184,7 +198,8 @@ class Predictor:
     # ------------------------------------------------------------------- predicting
     def predict(self, path_or_paths: str | os.PathLike | Iterable[str | os.PathLike], windows: bool = False,
                 progress: bool | None = None) -> pd.DataFrame:
-        """One row per recording (files, or folders searched for audio); ``windows=True``: with its windows (``Predictions.long``)."""
+        """One row per recording (files, or folders searched for audio); ``windows=True`` adds a row per
+        window after its recording's (:attr:`Predictions.long`)."""
         result = self.score(find_audio(path_or_paths), progress=progress)
         return result.long if windows else result.recordings
 
@@ -201,34 +216,45 @@ class Predictor:
               progress: bool | None = None, on_error: Callable[[str], None] | None = None) -> Predictions:
         """Recordings and windows tables for file paths (or signals with ``sample_rate`` and ``names``).
 
-        ``on_error(message)`` is called for each recording that fails, as it fails.
+        Streams: while the workers prepare the next recordings, this process scores the windows
+        prepared so far, ``batch_size`` at a time. ``on_error(message)`` is called for each
+        recording that fails, as it fails.
         """
         from tqdm.auto import tqdm
 
         names = [str(s) for s in sources] if names is None else list(names)
-        rows, window_rows, failures = [], [], []
+        rows: list[dict] = []
+        window_rows: list[list[dict]] = []
+        failures: list[str] = []
+        pending: list[tuple[int, windowing.Recording | None, str | None]] = []
         show = len(sources) > 1 if progress is None else progress
+        pooled = self.jobs > 1 and len(sources) >= MIN_FILES_FOR_POOL and all(
+            isinstance(s, (str, os.PathLike)) for s in sources)
         with tqdm(total=len(sources), desc="predict", unit="file", disable=not show, file=sys.stderr) as bar:
-            for start in range(0, len(sources), CHUNK_FILES):
-                chunk = range(start, min(start + CHUNK_FILES, len(sources)))
-                results = []
-                for i, recording, error in self._prepare(chunk, sources, sample_rate, names):
-                    bar.update()
-                    results.append((i, recording, error))
-                    if error is not None:
-                        failures.append(error)
-                        if on_error is not None:
-                            on_error(error)
-                scored = iter(self._forward([r for _, r, error in results if error is None]))
-                for i, recording, error in results:
-                    if error is not None:
-                        rows.append(self._failed_row(names[i], error))
-                        window_rows.append([])
-                        continue
-                    probs = next(scored)
-                    rows.append(self._recording_row(recording, probs))
-                    window_rows.append(self._window_rows(recording, probs))
+            for i, recording, error in self._prepared(sources, sample_rate, names, pooled):
+                bar.update()
+                pending.append((i, recording, error))
+                if error is not None:
+                    failures.append(error)
+                    if on_error is not None:
+                        on_error(error)
+                if sum(r.n_windows for _, r, e in pending if e is None) >= self.batch_size:
+                    self._flush(pending, names, rows, window_rows, pooled)
+            self._flush(pending, names, rows, window_rows, pooled)
         return self._tables(rows, window_rows, failures)
+
+    def _flush(self, pending: list, names: Sequence[str], rows: list, window_rows: list, pooled: bool) -> None:
+        """Score the pending recordings' windows and append their rows (in input order); empty ``pending``."""
+        scored = iter(self._forward([r for _, r, error in pending if error is None], threads=1 if pooled else None))
+        for i, recording, error in pending:
+            if error is not None:
+                rows.append(self._failed_row(names[i], error))
+                window_rows.append([])
+                continue
+            probs = next(scored)
+            rows.append(self._recording_row(recording, probs))
+            window_rows.append(self._window_rows(recording, probs))
+        pending.clear()
 
     def _tables(self, rows: list[dict], window_rows: list[list[dict]], failures: list[str]) -> Predictions:
         probs = prob_columns(self.classes)
@@ -241,28 +267,38 @@ class Predictor:
             span = {"start_s": windows[0]["start_s"], "end_s": windows[-1]["end_s"]} if windows else {}
             long_rows += [{**row, "kind": "recording", **span}] + [{**w, "kind": "window"} for w in windows]
         long = pd.DataFrame(long_rows, columns=long_columns)
-        long["window"] = long["window"].astype("Int64")
+        long["window"], long["n_windows"] = long["window"].astype("Int64"), long["n_windows"].astype("Int64")
         flat = [w for windows in window_rows for w in windows]
         return Predictions(pd.DataFrame(rows, columns=columns), pd.DataFrame(flat, columns=window_columns), long,
                            failures)
 
-    def _prepare(self, indices: range, sources: Sequence[Any], sample_rate: int | None,
-                 names: Sequence[str]) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
-        """``(index, recording or None, error or None)`` for each source of the chunk, in order."""
-        tasks = [(i, sources[i], self.spec, sample_rate, names[i]) for i in indices]
+    def _prepared(self, sources: Sequence[Any], sample_rate: int | None, names: Sequence[str],
+                  pooled: bool) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
+        """``(index, recording or None, error or None)`` for every source, in order: in this process, or
+        from the worker pool a chunk of CHUNK_FILES at a time (so prepared windows never pile up)."""
         windowing.warm_up(self.spec)  # before forking: the workers inherit the filterbanks
-        if self.jobs == 1 or len(tasks) < MIN_FILES_FOR_POOL or not isinstance(sources[indices[0]], (str, os.PathLike)):
-            yield from map(_prepare_task, tasks)
+
+        def tasks(start: int, stop: int):
+            return [(i, sources[i], self.spec, sample_rate, names[i]) for i in range(start, stop)]
+
+        if not pooled:
+            yield from map(_prepare_task, tasks(0, len(sources)))
             return
         from ser_utils.feature_cache import MP_START_METHOD, _init_worker
 
-        context = multiprocessing.get_context(MP_START_METHOD if sys.platform.startswith("linux") else None)
-        with context.Pool(min(self.jobs, len(tasks)), initializer=_init_worker) as pool:
-            yield from pool.imap(_prepare_task, tasks, chunksize=max(1, min(16, len(tasks) // (self.jobs * 4))))
+        context = workers.pool_context(MP_START_METHOD)
+        jobs = min(self.jobs, len(sources))
+        with context.Pool(jobs, initializer=_init_worker) as pool:
+            for start in range(0, len(sources), CHUNK_FILES):
+                chunk = tasks(start, min(start + CHUNK_FILES, len(sources)))
+                yield from pool.imap(_prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))
 
-    def _forward(self, recordings: list[windowing.Recording]) -> list[np.ndarray]:
-        """Each recording's window probabilities [n_windows, n_classes], all windows in large batches."""
-        from ser_utils.runtime import torch_runtime
+    def _forward(self, recordings: list[windowing.Recording], threads: int | None = None) -> list[np.ndarray]:
+        """Each recording's window probabilities [n_windows, n_classes], all windows in large batches.
+
+        ``threads``: torch threads on a CPU (default: every usable core; 1 while the workers run,
+        which a busy machine rewards: OpenMP threads stall when they must share cores).
+        """
         from ser_utils.training_data import TrainingData
 
         windows = [w for r in recordings for w in r.inputs]
@@ -272,10 +308,11 @@ class Predictor:
         n = len(windows)
         extra = {k: v for k, v in batch.items() if k not in ("x1d", "x2d")}
         data = TrainingData(x1d=batch.get("x1d"), x2d=batch.get("x2d"), y=np.zeros(n, dtype=np.int64),
-                            split=np.full(n, "test"), classes=self.classes, **extra)
-        with torch_runtime(self.device):
+                            split=np.full(n, "test"), classes=tuple(self.checkpoint["classes"]), **extra)
+        with _threads(self.device, threads):
             probs = inference.predict(self.model, data, device=str(self.device), batch_size=self.batch_size,
                                       precision=self.precision)
+        probs = probs[:, self._order]
         bounds = np.cumsum([0] + [r.n_windows for r in recordings])
         return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -296,12 +333,31 @@ class Predictor:
         for k, (start, end, probs) in enumerate(zip(recording.starts_s, recording.ends_s, window_probs)):
             code, name = self._labels(probs)
             rows.append({"path": recording.source, "window": k, "start_s": round(start, 4), "end_s": round(end, 4),
-                         **dict(zip(prob_columns(self.classes), map(float, probs))), "predicted": code, "emotion": name})
+                         **dict(zip(prob_columns(self.classes), map(float, probs))), "predicted": code,
+                         "emotion": name})
         return rows
 
     def _failed_row(self, name: str, error: str) -> dict[str, Any]:
         return {"path": name, **{c: math.nan for c in prob_columns(self.classes)}, "predicted": "", "emotion": "",
                 "n_windows": 0, "duration_s": math.nan, "speech_s": math.nan, "error": error}
+
+
+@contextlib.contextmanager
+def _threads(device: Any, threads: int | None = None) -> Iterator[None]:
+    """Torch's CPU threads for the forward passes: ``threads``, or every usable core; restored after."""
+    import torch
+
+    from ser_utils.runtime import usable_cpus
+
+    before = torch.get_num_threads()
+    wanted = threads or usable_cpus()
+    if device.type == "cpu" and before != wanted:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _prepare_task(task: tuple) -> tuple[int, windowing.Recording | None, str | None]:

@@ -165,16 +165,19 @@ def start_shard(slot: ShardSlot, argv: Sequence[str], log: Path) -> ShardProcess
     return ShardProcess(slot, log, process, quiet_since=time.monotonic())
 
 
-def stop_shard(shard: ShardProcess, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM to the shard's process group, SIGKILL after ``grace_s``. (Its notebook kernels
-    run in sessions of their own and exit when they see their parent gone.)"""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
-        if shard.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(shard.process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            shard.process.wait(wait)
+def stop_shards(shards: Sequence[ShardProcess], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM to each running shard's process group, SIGKILL to those still there after
+    ``grace_s``. (Their notebook kernels run in sessions of their own and exit when they see
+    their parent gone.)"""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [shard for shard in shards if shard.process.poll() is None]
+        for shard in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(shard.process.pid, sig)
+        deadline = time.monotonic() + grace_s
+        for shard in alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                shard.process.wait(max(0.0, deadline - time.monotonic()))
 
 
 def run_shards(slots: Sequence[ShardSlot], command: Callable[[ShardSlot], Sequence[str]], logs: Path,
@@ -187,13 +190,13 @@ def run_shards(slots: Sequence[ShardSlot], command: Callable[[ShardSlot], Sequen
     logs.mkdir(parents=True, exist_ok=True)
     shards: list[ShardProcess] = []
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt() as check:
             for slot in slots:
                 shards.append(start_shard(slot, command(slot), logs / f"sweep-{slot.shard}-of-{slot.of}.log"))
-            _watch(shards, silence_limit_s, poll_s, on_poll, emit)
+                check()
+            _watch(shards, silence_limit_s, poll_s, on_poll, emit, check)
     finally:
-        for shard in shards:  # an interrupted supervisor leaves nothing running
-            stop_shard(shard)
+        stop_shards(shards)  # an interrupted supervisor leaves nothing running
     for shard in shards:
         if shard.returncode == EXIT_BAD_INPUT and shard.silenced is None:
             raise UserError(f"sweep shard {shard.slot.spec} refused its input: {shard.last_line()} (log: {shard.log})")
@@ -201,8 +204,9 @@ def run_shards(slots: Sequence[ShardSlot], command: Callable[[ShardSlot], Sequen
 
 
 def _watch(shards: list[ShardProcess], silence_limit_s: float, poll_s: float,
-           on_poll: Callable[[], None] | None, emit: Callable[[str], None]) -> None:
+           on_poll: Callable[[], None] | None, emit: Callable[[str], None], check: Callable[[], None]) -> None:
     while True:
+        check()
         now = time.monotonic()
         for shard in shards:
             if shard.returncode is None:
@@ -211,7 +215,7 @@ def _watch(shards: list[ShardProcess], silence_limit_s: float, poll_s: float,
                     shard.log_size, shard.quiet_since = size, now
                 elif now - shard.quiet_since > silence_limit_s:
                     shard.silenced = now - shard.quiet_since
-                    stop_shard(shard)
+                    stop_shards([shard])
             problem = shard.problem() if shard.returncode is not None else None
             if problem and not shard.reported:
                 shard.reported = True
@@ -231,18 +235,22 @@ def _size(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while shards run (main thread only), so ``timeout``
-    or ``scancel`` on the supervisor reaches the cleanup that stops the shards."""
+def _sigterm_as_interrupt() -> Iterator[Callable[[], None]]:
+    """While shards run, SIGTERM (``timeout``, ``scancel``) on the supervisor becomes a
+    KeyboardInterrupt raised by the yielded ``check()`` at the next poll, so it reaches the
+    cleanup that stops the shards. Recorded rather than raised in the handler: raised inside
+    ``Popen`` it could lose a shard that had just started. (Main thread only.)"""
+    received: list[int] = []
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt(f"signal {received[0]}")
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield check
         return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
-        yield
+        yield check
     finally:
         signal.signal(signal.SIGTERM, previous)

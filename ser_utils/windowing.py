@@ -122,6 +122,8 @@ def prepare(source: str | os.PathLike | np.ndarray, spec: InputSpec, sample_rate
     Raises :class:`ser_utils.audio.BadClipError` (``"<file>: <reason>"``) for an unreadable,
     silent or too short recording.
     """
+    if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
+        raise audio.BadClipError(name or source, "no such file; check the path")
     try:
         pre = audio.preprocess(source, spec.pre, sr=sample_rate)
     except audio.BadClipError as err:

@@ -29,6 +29,12 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_the_quick_demo_corpus_is_the_one_make_demo_writes():
+    from ser_utils.pipeline import PROFILES
+
+    assert (PROFILES["quick"].demo_dir, PROFILES["quick"].actors) == corpus_discovery.quick_demo_corpus()
+
+
 def test_nothing_found_in_an_empty_clone(repo):
     assert corpus_discovery.find_corpus() is None
 

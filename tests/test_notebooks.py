@@ -84,3 +84,95 @@ def test_alternatives_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_out
              "quick_runs_dir": str(tmp_path / "quick"), "epochs": 1, "max_train_clips": 32})
     trained = {p.parent.name.split("-relu")[0] for p in (tmp_path / "quick").glob("*/metrics.json")}
     assert {"resnet38", "resnet101", "combined-varlen", "combined-mean1d"} <= trained
+
+
+# ------------------------------------------------------- every parameter arrives
+def _parameters_cell_index(nb) -> int:
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{len(tagged)} cells are tagged 'parameters'; papermill needs exactly one"
+    assert nb.cells[tagged[0]].cell_type == "code", "the cell tagged 'parameters' must be a code cell"
+    return tagged[0]
+
+
+def _override(name: str, spec: dict):
+    """A value of the declared type that differs from the default (the default's literal decides)."""
+    import ast
+
+    default = ast.literal_eval(spec["default"])
+    declared = spec.get("inferred_type_name")
+    assert declared in (None, "None", type(default).__name__), (
+        f"parameter {name}: annotated {declared} but its default {spec['default']} is a {type(default).__name__}")
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int):
+        return default + 7
+    if isinstance(default, float):
+        return default * 3 + 0.25
+    if isinstance(default, str):
+        return f"{default}-override-{name}" if default else f"override-{name}"
+    raise AssertionError(f"parameter {name}: no override for a default of type {type(default).__name__}; "
+                         "teach this test one")
+
+
+class _Scope:
+    """Names a notebook cell reads, and names it binds at the notebook's top level (not inside a
+    function, class, lambda or comprehension, which have scopes of their own)."""
+
+    def __init__(self, source: str):
+        import ast
+
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]  # magics
+        self.reads, self.binds = set(), set()
+        self._visit(ast.parse("\n".join(lines)), top=True)
+
+    def _visit(self, node, top: bool) -> None:
+        import ast
+
+        nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
+                  ast.DictComp, ast.GeneratorExp)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Name):
+                (self.reads if isinstance(child.ctx, ast.Load) else self.binds if top else set()).add(child.id)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)) and top:
+                self.binds.update((a.asname or a.name).split(".")[0] for a in child.names)
+            self._visit(child, top and not isinstance(child, nested))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_parameter_is_read_and_never_overwritten(path):
+    """An override reaches the notebook's code only if a later cell reads the name and none rebinds it."""
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    first = _parameters_cell_index(nb) + 1
+    later = [_Scope(c.source) for c in nb.cells[first:] if c.cell_type == "code"]
+    for name in pm.inspect_notebook(str(path)):
+        assert any(name in s.reads for s in later), f"{path.name}: parameter {name!r} is never read"
+        assert not any(name in s.binds for s in later), f"{path.name}: a later cell overwrites parameter {name!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_papermill_overrides_every_declared_parameter(path, tmp_path):
+    """Every parameter of ``papermill.inspect_notebook``, overridden at once with a value of its
+    type that differs from the default, arrives in the kernel as given. Cheap: the notebook is cut
+    to its parameters cell and a cell that writes the values out (papermill injects its cell
+    between them), so nothing else runs."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(path))
+    assert declared, f"{path.name}: papermill finds no parameter"
+    overrides = {name: _override(name, spec) for name, spec in declared.items()}
+    nb = nbformat.read(path, as_version=4)
+    seen = tmp_path / "seen.json"
+    dump = nbformat.v4.new_code_cell(
+        f"import json\njson.dump({{n: globals()[n] for n in {sorted(declared)!r}}}, open({str(seen)!r}, 'w'))")
+    nb.cells = [nb.cells[_parameters_cell_index(nb)], dump]
+    trimmed = tmp_path / path.name
+    nbformat.write(nb, trimmed)
+    executed = pm.execute_notebook(str(trimmed), str(tmp_path / "out.ipynb"), parameters=overrides,
+                                   progress_bar=False, kernel_name="python3", execution_timeout=120)
+    tags = [c.metadata.get("tags", []) for c in executed.cells]
+    assert tags[:2] == [["parameters"], ["injected-parameters"]]
+    arrived = json.loads(seen.read_text())
+    assert arrived == overrides
+    assert {n: type(v) for n, v in arrived.items()} == {n: type(v) for n, v in overrides.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -44,7 +43,7 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     assert config.SYNTHETIC_LABEL in done.stdout
     executed = sorted(p.stem for p in (out / "executed").glob("*.ipynb"))
     assert executed == ["01_data_tour", "02_preprocessing", "03_feature_extraction", "04_model_cnn1d",
-                        "05_model_cnn2d", "06_model_combined", "08_analysis"]
+                        "05_model_cnn2d", "06_model_combined", "08_analysis", "10_predict"]
     results = pd.read_csv(out / "results.csv")
     assert sorted(results["run_id"]) == ["1d-relu-lr0.01", "2d-relu-lr0.01"]
     assert (results["status"] == "complete").all()
