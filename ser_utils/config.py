@@ -26,6 +26,9 @@ FIGURES_DIR = OUTPUTS_DIR / "figures"
 REPORT_DIR = OUTPUTS_DIR / "report"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DEMO_CORPUS_DIR = REPO_ROOT / "data" / "demo-corpus"
+#: The quick profile's demo corpus (``make demo``, ``make lab``, notebooks with no corpus).
+QUICK_DEMO_CORPUS_DIR = REPO_ROOT / "data" / "demo-corpus-quick"
+QUICK_DEMO_ACTORS = 8
 DATA_ENV_VAR = "CREMA_D_DIR"
 
 # ------------------------------------------------------------------------ CREMA-D facts

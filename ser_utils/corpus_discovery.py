@@ -23,11 +23,6 @@ from pathlib import Path
 from ser_utils import config, fileio
 
 CORPUS_RECORD = "corpus.json"
-#: The quick profile's demo corpus (``make demo``, ``make lab``): where it lives and how many actors.
-#: ``pipeline.PROFILES["quick"]`` must agree (a test checks); kept here so that the pipeline may
-#: import this module to record its corpus without an import cycle.
-QUICK_DEMO_DIR = config.REPO_ROOT / "data" / "demo-corpus-quick"
-QUICK_DEMO_ACTORS = 8
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class FoundCorpus:
 
 def quick_demo_corpus() -> tuple[Path, int]:
     """Where the quick demo corpus lives and how many actors it has."""
-    return QUICK_DEMO_DIR, QUICK_DEMO_ACTORS
+    return config.QUICK_DEMO_CORPUS_DIR, config.QUICK_DEMO_ACTORS
 
 
 def record_path(outputs_dir: str | Path | None = None) -> Path:

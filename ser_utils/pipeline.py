@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ser_utils import config, fileio, nbexec, runs, shards
+from ser_utils import config, corpus_discovery, fileio, nbexec, runs, shards
 from ser_utils import grid as grid_module
 from ser_utils.errors import UserError
 
@@ -52,8 +52,8 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", actors=8, epochs="1d=12,2d=1,combined=1", alternatives=False,
-                     demo_dir=config.REPO_ROOT / "data" / "demo-corpus-quick"),
+    "quick": Profile("quick", actors=config.QUICK_DEMO_ACTORS, epochs="1d=12,2d=1,combined=1", alternatives=False,
+                     demo_dir=config.QUICK_DEMO_CORPUS_DIR),
     "gpu": Profile("gpu", actors=config.N_ACTORS, epochs="1d=60,2d=30,combined=30", alternatives=False,
                    demo_dir=config.DEMO_CORPUS_DIR, jobs_per_gpu=2),
     "full": Profile("full", actors=config.N_ACTORS, epochs=str(config.TrainConfig.epochs), alternatives=True,
@@ -108,6 +108,7 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         return value
 
     data_dir = stage("corpus", lambda: _corpus(prof, data))
+    corpus_discovery.record_corpus(data_dir, out, by="main job")  # notebooks opened later find it
     stage("manifest", lambda: _write_manifest(data_dir, out / "manifest.csv"))
     features_dir = out / "features"
     stage("features", lambda: sweep.prepare_features(data_dir, features_dir))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 import shutil
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def write_fake_run(runs_dir: Path, model: str, activation: str, lr: float, corpu
             "epochs": epochs, "error": "ValueError: boom"}))
         fake_notebook(run_dir / runs.RUN_NOTEBOOK, cfg.run_id)
         return run_dir
-    rng = np.random.default_rng(abs(hash(cfg.run_id)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(cfg.run_id.encode()))  # hash() differs per process
     names = names or fake_clip_names()
     test = names[::3]
     true = [n.split("_")[2] for n in test]

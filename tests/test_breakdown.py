@@ -68,7 +68,7 @@ def test_seed_summary_gives_a_t_interval_across_seeds():
 
 
 def test_tied_with_best_uses_paired_tests_on_the_runs(tmp_path):
-    runs_dir = make_fake_sweep(tmp_path / "runs", names=fake_clip_names(12))
+    runs_dir = make_fake_sweep(tmp_path / "runs", names=fake_clip_names(40))  # 1,093 test clips
     results = runs.load_results(runs_dir)
     tied = breakdown.tied_with_best(results, runs_dir)
     done = runs.finished(results)
@@ -79,7 +79,7 @@ def test_tied_with_best_uses_paired_tests_on_the_runs(tmp_path):
         assert (others["p_holm"] >= others["p"]).all()  # Holm never lowers a p-value
         assert (others["tied"] == (others["p_holm"] >= 0.05)).all()
     one_d = tied[tied["model"] == "1d"]
-    assert (~one_d["tied"]).any()  # lr 0.1 is 10 points worse on 1,000 clips: told apart
+    assert (~one_d["tied"]).any()  # lr 0.1 is about 8 points worse on 1,093 clips: told apart
 
 
 def test_listener_agreement_and_kappa():

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ser_utils import config, pipeline, shards
+from ser_utils import config, corpus_discovery, pipeline, shards
 from ser_utils.errors import UserError
 
 
@@ -45,13 +46,16 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     assert executed == ["01_data_tour", "02_preprocessing", "03_feature_extraction", "04_model_cnn1d",
                         "05_model_cnn2d", "06_model_combined", "08_analysis", "10_predict"]
     results = pd.read_csv(out / "results.csv")
-    assert sorted(results["run_id"]) == ["1d-relu-lr0.01", "2d-relu-lr0.01"]
+    expected = [config.TrainConfig(model=m, activation="relu", lr=0.01, epochs=1).run_id for m in ("1d", "2d")]
+    assert sorted(results["run_id"]) == expected == ["1d-relu-lr0.01-e1", "2d-relu-lr0.01-e1"]
     assert (results["status"] == "complete").all()
     assert (out / "report" / "index.html").is_file()
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 246 and set(manifest["split"]) == {"train", "val", "test"}
     assert len(list((out / "report" / "runs").glob("*.html"))) == 2
     assert list((out / "figures" / "07_train").glob("*.png"))  # the kernels wrote under --out
+    # notebooks opened later in JupyterLab find the corpus the job used
+    assert corpus_discovery.recorded_corpus(out) == Path(tiny_corpus).resolve()
 
 
 # ------------------------------------------------------------------- the profile
@@ -109,6 +113,7 @@ def test_main_job_prints_its_profile_and_warns_of_a_large_cache(monkeypatch, tmp
     monkeypatch.setattr(pipeline, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
     monkeypatch.setattr(pipeline, "_corpus", lambda prof, data: tmp_path / "corpus")
     monkeypatch.setattr(pipeline, "_write_manifest", lambda data_dir, path: path)
+    monkeypatch.setattr(pipeline.corpus_discovery, "record_corpus", lambda *args, **kwargs: None)
     monkeypatch.setattr(sweep, "prepare_features", fake_features)
     monkeypatch.setattr(feature_cache, "LARGE_CACHE_BYTES", 1000)
     monkeypatch.setattr(nbexec, "execute_notebooks", stop)
