@@ -218,16 +218,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.jobs is not None:
         return _cmd_sweep_jobs(args)
-    result = sweep.run_sweep(
-        args.data, args.out, models=args.models, activations=args.activations, lrs=args.lrs, epochs=args.epochs,
-        batch_size=args.batch_size, seeds=args.seeds, split=args.split, split_seed=args.split_seed,
-        device=args.device, features_dir=args.features_dir, shard_spec=args.shard, force=args.force,
-        cell_timeout=args.cell_timeout, inactivity_timeout=args.inactivity_timeout, precision=args.precision)
+    result = sweep.run_sweep(args.data, args.out, shard_spec=args.shard, **_sweep_request(args))
     print(result.summary())
     if not result.ok:
         print(f"error: {result.failure_message()}", file=sys.stderr)
         return 1
     return 0
+
+
+def _sweep_request(args: argparse.Namespace) -> dict:
+    """The sweep options one shard and a set of parallel shards share."""
+    names = ("models", "activations", "lrs", "epochs", "batch_size", "seeds", "split", "split_seed", "device",
+             "precision", "features_dir", "force", "cell_timeout", "inactivity_timeout")
+    return {name: getattr(args, name) for name in names}
 
 
 def _cmd_sweep_jobs(args: argparse.Namespace) -> int:
@@ -239,11 +242,7 @@ def _cmd_sweep_jobs(args: argparse.Namespace) -> int:
         raise UserError("--jobs starts every shard itself; drop --shard (or drop --jobs to run one shard)")
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a positive number of processes (per GPU on a GPU machine)")
-    result = pipeline.sharded_sweep(
-        args.data, args.out, models=args.models, activations=args.activations, lrs=args.lrs, epochs=args.epochs,
-        batch_size=args.batch_size, seeds=args.seeds, split=args.split, split_seed=args.split_seed,
-        device=args.device, precision=args.precision, features_dir=args.features_dir, force=args.force,
-        jobs=args.jobs, cell_timeout=args.cell_timeout, inactivity_timeout=args.inactivity_timeout)
+    result = pipeline.sharded_sweep(args.data, args.out, jobs=args.jobs, **_sweep_request(args))
     print(result.summary())
     for problem in result.problems:
         print(f"error: {problem}", file=sys.stderr)

@@ -100,25 +100,6 @@ def _work(task: tuple) -> tuple[int, ClipFeatures | None, str | None]:
     return index, features, None
 
 
-def _init_worker() -> None:
-    """One BLAS/OpenMP thread per worker (the pool is the parallelism), and Ctrl-C to the parent only."""
-    import signal
-
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[name] = "1"
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _limit_threads()
-
-
-def _limit_threads():
-    """threadpoolctl's limit to 1 thread (it is installed with scikit-learn), or None without it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return None
-    return threadpool_limits(limits=1)
-
-
 # ------------------------------------------------------------------- the corpus
 @dataclass
 class FeatureSet:
@@ -415,7 +396,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def _iterate(tasks: list, jobs: int):
     """Yield ``_work`` results: in this process (one BLAS thread) when jobs == 1, else from a pool."""
     if jobs == 1:
-        limits = _limit_threads()
+        limits = workers.limit_threads()
         try:
             yield from map(_work, tasks)
         finally:
@@ -424,7 +405,7 @@ def _iterate(tasks: list, jobs: int):
         return
     context = workers.pool_context(MP_START_METHOD)
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
-    with context.Pool(jobs, initializer=_init_worker) as pool:
+    with context.Pool(jobs, initializer=workers.init_worker) as pool:
         yield from pool.imap_unordered(_work, tasks, chunksize=chunksize)
 
 

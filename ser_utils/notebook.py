@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ser_utils import config
 from ser_utils.dataset import DataError
+from ser_utils.errors import UserError
 
 SYNTHETIC_BANNER = (
     "<div style='border:2px solid #c0392b;padding:6px 10px;color:#c0392b;font-weight:bold'>"
@@ -113,7 +114,8 @@ def setup(name: str, data_dir: str | Path | None = None, figures_root: str | Pat
 
 
 def _data_errors_in_one_line() -> None:
-    """In a kernel, show a :class:`DataError` (missing or bad data) as its one-line message.
+    """In a kernel, show a :class:`~ser_utils.errors.UserError` (missing or bad data, a bad parameter,
+    a refused checkpoint) as its one-line message, as the command line does.
 
     The error still stops "Run All" (the cells below need the data), but the user sees the fix,
     not a traceback through the package. Outside IPython nothing changes.
@@ -129,7 +131,7 @@ def _data_errors_in_one_line() -> None:
     def one_line(self, etype, value, tb, tb_offset=None):
         self._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
 
-    shell.set_custom_exc((DataError,), one_line)
+    shell.set_custom_exc((UserError,), one_line)
 
 
 def _style_plots() -> None:
@@ -139,7 +141,7 @@ def _style_plots() -> None:
 
 
 def _show_banner(ctx: NotebookContext) -> None:
-    text = f"Data: {ctx.root} ({'synthetic demo corpus, not CREMA-D' if ctx.synthetic else 'CREMA-D'})"
+    text = f"Data: {ctx.root} ({config.SYNTHETIC_LABEL if ctx.synthetic else 'CREMA-D'})"
     if ctx.source != "data_dir":
         text += f"; data_dir is empty, so this is {ctx.source}"
     try:

@@ -284,11 +284,11 @@ class Predictor:
         if not pooled:
             yield from map(_prepare_task, tasks(0, len(sources)))
             return
-        from ser_utils.feature_cache import MP_START_METHOD, _init_worker
+        from ser_utils.feature_cache import MP_START_METHOD
 
         context = workers.pool_context(MP_START_METHOD)
         jobs = min(self.jobs, len(sources))
-        with context.Pool(jobs, initializer=_init_worker) as pool:
+        with context.Pool(jobs, initializer=workers.init_worker) as pool:
             for start in range(0, len(sources), CHUNK_FILES):
                 chunk = tasks(start, min(start + CHUNK_FILES, len(sources)))
                 yield from pool.imap(_prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
+import os
+import signal
 
 #: Imported once by the fork server (a missing one is skipped by multiprocessing itself). librosa
 #: loads its submodules lazily, so the ones a worker touches are named: ``librosa.util.utils``
@@ -52,3 +54,21 @@ def pool_context(method: str | None = None) -> multiprocessing.context.BaseConte
     if method == "forkserver":
         context.set_forkserver_preload(list(PRELOAD))
     return context
+
+
+def init_worker() -> None:
+    """A pool worker's set-up: one BLAS/OpenMP thread (the pool is the parallelism), and Ctrl-C
+    goes to the parent only (which stops the pool), not to every worker at once."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+
+
+def limit_threads():
+    """threadpoolctl's limit to 1 thread (it is installed with scikit-learn), or None without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    return threadpool_limits(limits=1)

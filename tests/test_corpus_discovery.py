@@ -137,3 +137,18 @@ def test_missing_data_stops_a_notebook_with_one_line_not_a_traceback(tmp_path):
     assert error.traceback == [f"DataError: {error.evalue}"]
     assert "missing: no such folder" in error.evalue
     assert not nb.cells[1].outputs  # Run All stops there
+
+
+@pytest.mark.slow
+def test_a_refused_run_folder_in_a_notebook_is_one_line_too(tmp_path, tiny_corpus):
+    """After setup, any bad input the package refuses (here a folder with no checkpoint, as in
+    notebook 10's run_dir) shows the one-line message the command line prints, not a traceback."""
+    nb = _run_in_kernel(tmp_path, f"""
+        from ser_utils import notebook
+        from ser_utils.predictor import Predictor
+        notebook.setup("10_predict", {str(tiny_corpus)!r}, show=False)
+        Predictor.from_run({str(tmp_path)!r})
+        """)
+    (error,) = nb.cells[0].outputs
+    assert error.ename == "CheckpointError" and error.traceback == [f"CheckpointError: {error.evalue}"]
+    assert "best.pt: no checkpoint" in error.evalue

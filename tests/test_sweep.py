@@ -290,7 +290,7 @@ def test_a_corpus_too_small_for_its_split_is_refused_once_with_the_numbers(tmp_p
     """One actor cannot fill train, validation and test with every emotion: one line, exit 2, no run."""
     from tests.conftest import make_name_folder
 
-    names = [n for n in tests_fake_names() if n.startswith("1001_")]
+    names = [n for n in three_actor_names() if n.startswith("1001_")]
     data = make_name_folder(tmp_path / "one-actor", names)
     code = cli.main(["sweep", "--data", str(data), "--out", str(tmp_path / "out"), "--models", "1d",
                      "--activations", "relu", "--lrs", "0.001", "--split", "speaker"])
@@ -305,7 +305,7 @@ def test_a_corpus_too_small_for_its_split_is_refused_once_with_the_numbers(tmp_p
     assert code == 2 and err[-1].startswith("error:") and "14 clips" in err[-1] and "more actors" in err[-1]
 
 
-def tests_fake_names() -> list[str]:
+def three_actor_names() -> list[str]:
     from tests.test_analysis import fake_clip_names
 
     return fake_clip_names(3)
