@@ -9,9 +9,9 @@ emotion and the number of windows (:mod:`ser_utils.windowing` says how a recordi
 signal in memory.
 
 Speed: recordings are prepared (decode, preprocess, features) by a pool of worker processes
-with the feature extraction's set-up (:mod:`ser_utils.feature_cache`: fork, one BLAS thread per
-worker, filterbanks built once before forking), while this process scores the windows prepared so
-far, 256 at a time, with one torch thread (the workers hold the other cores; OpenMP threads that
+with the feature extraction's set-up (:mod:`ser_utils.workers`: started from a fork server that
+has the feature libraries imported, one BLAS thread per worker, filterbanks built once per worker),
+while this process scores the windows prepared so far, 256 at a time, with one torch thread (the workers hold the other cores; OpenMP threads that
 must share cores stall). ``benchmarks/bench_predict.py`` measures it against one recording at a
 time.
 
@@ -276,7 +276,6 @@ class Predictor:
                   pooled: bool) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
         """``(index, recording or None, error or None)`` for every source, in order: in this process, or
         from the worker pool a chunk of CHUNK_FILES at a time (so prepared windows never pile up)."""
-        windowing.warm_up(self.spec)  # before forking: the workers inherit the filterbanks
 
         def tasks(start: int, stop: int):
             return [(i, sources[i], self.spec, sample_rate, names[i]) for i in range(start, stop)]

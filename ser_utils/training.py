@@ -298,7 +298,7 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
     if any(name in model.inputs for name in STANDARDIZED_INPUTS):
         data = data.standardize()
     tensors = to_device_tensors(data, model.inputs, device)
-    y = torch.as_tensor(data.y).to(device)
+    y = torch.tensor(np.asarray(data.y), device=device)  # a copy: labels may come from a read-only memory map
     idx = {s: torch.as_tensor(data.indices(s)) for s in SPLIT_NAMES}
 
     fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run)

@@ -188,10 +188,12 @@ def window_inputs(window: audio.Preprocessed, spec: InputSpec) -> dict[str, np.n
 
 @functools.lru_cache(maxsize=8)
 def warm_up(spec: InputSpec) -> None:
-    """Import the feature libraries and build the filterbanks once, in this process.
+    """Import the feature libraries and build the filterbanks now, in this process.
 
-    Building the 1D filterbanks costs seconds (librosa's lazy imports); forked workers inherit
-    what is built here instead of each paying for it, as the feature extraction does.
+    The first recording a process prepares pays for librosa's lazy imports and the filterbanks
+    (seconds in a fresh process); ``benchmarks/bench_predict.py`` calls this to time that one-off
+    cost apart from the per-clip rate. Nothing else needs it: the features build what they need
+    on first use.
     """
     rate = spec.pre.sample_rate
     signal = np.random.default_rng(0).standard_normal(rate).astype(np.float32)
