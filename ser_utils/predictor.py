@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser_utils import workers
-from ser_utils import audio, config, inference, runs, windowing
+from ser_utils import audio, config, inference, runs, windowing, workers
 from ser_utils.errors import UserError
 
 #: File name endings searched for in a folder: the containers libsndfile decodes.
@@ -227,6 +226,7 @@ class Predictor:
         window_rows: list[list[dict]] = []
         failures: list[str] = []
         pending: list[tuple[int, windowing.Recording | None, str | None]] = []
+        pending_windows = 0
         show = len(sources) > 1 if progress is None else progress
         pooled = self.jobs > 1 and len(sources) >= MIN_FILES_FOR_POOL and all(
             isinstance(s, (str, os.PathLike)) for s in sources)
@@ -238,9 +238,13 @@ class Predictor:
                     failures.append(error)
                     if on_error is not None:
                         on_error(error)
-                if sum(r.n_windows for _, r, e in pending if e is None) >= self.batch_size:
+                else:
+                    pending_windows += recording.n_windows
+                if pending_windows >= self.batch_size:
                     self._flush(pending, names, rows, window_rows, pooled)
-            self._flush(pending, names, rows, window_rows, pooled)
+                    pending_windows = 0
+            # the pool has finished: the last batch gets every core
+            self._flush(pending, names, rows, window_rows, pooled=False)
         return self._tables(rows, window_rows, failures)
 
     def _flush(self, pending: list, names: Sequence[str], rows: list, window_rows: list, pooled: bool) -> None:
@@ -275,22 +279,33 @@ class Predictor:
     def _prepared(self, sources: Sequence[Any], sample_rate: int | None, names: Sequence[str],
                   pooled: bool) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
         """``(index, recording or None, error or None)`` for every source, in order: in this process, or
-        from the worker pool a chunk of CHUNK_FILES at a time (so prepared windows never pile up)."""
+        from the worker pool, CHUNK_FILES recordings at a time with the next chunk already submitted
+        (so the workers never wait for this process, and prepared windows never pile up)."""
 
         def tasks(start: int, stop: int):
             return [(i, sources[i], self.spec, sample_rate, names[i]) for i in range(start, stop)]
 
         if not pooled:
-            yield from map(_prepare_task, tasks(0, len(sources)))
+            yield from map(windowing.prepare_task, tasks(0, len(sources)))
             return
         from ser_utils.feature_cache import MP_START_METHOD
 
         context = workers.pool_context(MP_START_METHOD)
         jobs = min(self.jobs, len(sources))
+        starts = iter(range(0, len(sources), CHUNK_FILES))
         with context.Pool(jobs, initializer=workers.init_worker) as pool:
-            for start in range(0, len(sources), CHUNK_FILES):
+
+            def submit() -> Iterator | None:
+                start = next(starts, None)
+                if start is None:
+                    return None
                 chunk = tasks(start, min(start + CHUNK_FILES, len(sources)))
-                yield from pool.imap(_prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))
+                return pool.imap(windowing.prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))
+
+            current, upcoming = submit(), submit()
+            while current is not None:
+                yield from current
+                current, upcoming = upcoming, submit()
 
     def _forward(self, recordings: list[windowing.Recording], threads: int | None = None) -> list[np.ndarray]:
         """Each recording's window probabilities [n_windows, n_classes], all windows in large batches.
@@ -357,14 +372,3 @@ def _threads(device: Any, threads: int | None = None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def _prepare_task(task: tuple) -> tuple[int, windowing.Recording | None, str | None]:
-    """Worker: one recording prepared, or its one-line error (it never stops the others)."""
-    index, source, spec, sample_rate, name = task
-    try:
-        return index, windowing.prepare(source, spec, sample_rate=sample_rate, name=name), None
-    except audio.BadClipError as err:
-        return index, None, str(err)
-    except Exception as err:  # a file no decoder step expected: reported for this file, the rest go on
-        return index, None, f"{name}: could not be processed ({type(err).__name__}: {' '.join(str(err).split())[:160]})"

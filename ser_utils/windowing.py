@@ -151,6 +151,22 @@ def prepare(source: str | os.PathLike | np.ndarray, spec: InputSpec, sample_rate
                      inputs=inputs)
 
 
+def prepare_task(task: tuple) -> tuple[int, Recording | None, str | None]:
+    """A pool worker's job: one recording prepared, or its one-line error (it never stops the others).
+
+    ``task`` is ``(index, source, spec, sample_rate, name)``. It lives here, not in
+    :mod:`ser_utils.predictor`, because a worker imports the module of the function it runs:
+    this one does not import torch (1.5 s per worker).
+    """
+    index, source, spec, sample_rate, name = task
+    try:
+        return index, prepare(source, spec, sample_rate=sample_rate, name=name), None
+    except audio.BadClipError as err:
+        return index, None, str(err)
+    except Exception as err:  # a file no decoder step expected: reported for this file, the rest go on
+        return index, None, f"{name}: could not be processed ({type(err).__name__}: {' '.join(str(err).split())[:160]})"
+
+
 def _renormalised(window: np.ndarray, zscore: bool) -> np.ndarray:
     """A window z-scored on its own, like a training clip (left as is when it has no variation)."""
     if not zscore or not window.std() > audio.MIN_STD:

@@ -30,7 +30,7 @@ import signal
 PRELOAD = (
     "numpy", "scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.sparse", "soxr", "soundfile", "tqdm.auto",
     "webrtcvad", "threadpoolctl", "librosa.core.convert", "librosa.core.notation", "librosa.filters",
-    "librosa.util.utils", "ser_utils.features", "ser_utils.demo_corpus.writer",
+    "librosa.util.utils", "ser_utils.features", "ser_utils.windowing", "ser_utils.demo_corpus.writer",
 )
 
 

@@ -22,6 +22,7 @@ import soundfile as sf
 import torch
 
 from ser_utils import audio, config, dataset, features, inference, runs, runtime, training, windowing
+from ser_utils import predictor as predictor_module
 from ser_utils.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
 from ser_utils.training_data import TrainingData
 
@@ -136,11 +137,18 @@ def test_probabilities_come_in_the_reports_class_order(trained, feature_set, tmp
 
 # --------------------------------------------------------------------------- round trip
 @pytest.mark.parametrize("name", MODELS)
-def test_round_trip_gives_the_runs_predictions(trained, name):
-    """The run's own test clips, from their files, give predictions.csv: same labels, probabilities to 1e-5."""
+def test_round_trip_gives_the_runs_predictions(trained, name, monkeypatch):
+    """The run's own test clips, from their files, give predictions.csv: same labels, probabilities to 1e-5.
+
+    1d goes through the worker pool with chunks of 7 files (several chunks in flight) and batches of
+    16 windows (many forward passes): the order and the numbers must survive both."""
     run_dir = trained[name]
     saved = pd.read_csv(run_dir / runs.PREDICTIONS_FILE)
-    got = predictor(run_dir, jobs=2 if name == "1d" else 1).predict(list(saved["path"]))  # 1d: the worker pool
+    if name == "1d":
+        monkeypatch.setattr(predictor_module, "CHUNK_FILES", 7)
+        got = predictor(run_dir, jobs=2, batch_size=16).predict(list(saved["path"]))
+    else:
+        got = predictor(run_dir, jobs=1).predict(list(saved["path"]))
     assert list(got["path"]) == list(saved["path"]) and (got["error"] == "").all()
     assert (got["n_windows"] == 1).all()  # no test clip is longer than the longest clip trained on
     assert list(got["predicted"]) == list(saved["predicted"])
