@@ -147,6 +147,22 @@ def corpus_label(root: str | Path) -> str:
     return "synthetic" if is_synthetic(root) else "crema-d"
 
 
+def corpus_fingerprint(paths) -> str:
+    """Which clips a corpus holds, in a short string: ``"<n> clips #<hash of the sorted file names>"``.
+
+    Recorded with every run and compared before a finished run is reused, so that a run trained
+    on another corpus with the same label (an 8-actor demo corpus against the 91-actor one, a
+    CREMA-D subset) is never taken for this one. It is computed from the names a scan finds
+    (:func:`scan`), bad audio included, so the sweep (before any feature is extracted) and the
+    training (after bad clips are skipped) agree.
+    """
+    import hashlib
+
+    names = sorted(os.path.basename(str(p)) for p in paths)
+    digest = hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+    return f"{len(names)} clips #{digest}"
+
+
 # -------------------------------------------------------------------- manifest
 def scan(data: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse every ``.wav`` in the audio folder -> (clips, skipped).

@@ -139,8 +139,9 @@ def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
     """The settings a run was trained with, as its ``config.json`` (else ``metrics.json``) records them."""
     run_dir = Path(run_dir)
     recorded = fileio.read_json(run_dir / CONFIG_FILE) or fileio.read_json(run_dir / METRICS_FILE) or {}
-    corpus = (recorded.get("data") or {}).get("corpus") or recorded.get("corpus")
-    return {**recorded, "corpus": corpus}
+    data = recorded.get("data") or {}
+    corpus = data.get("corpus") or recorded.get("corpus")
+    return {**recorded, "corpus": corpus, "corpus_clips": data.get("corpus_clips")}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -149,9 +150,11 @@ def _same(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-def differences(run_dir: str | Path, requested: Mapping[str, Any], corpus: str | None = None) -> list[str]:
+def differences(run_dir: str | Path, requested: Mapping[str, Any], corpus: str | None = None,
+                corpus_clips: str | None = None) -> list[str]:
     """How a finished run's settings differ from ``requested`` (every result-affecting field of
     :meth:`config.TrainConfig.result_settings`), e.g. ``["epochs 12 -> 4", "corpus crema-d -> synthetic"]``.
+    ``corpus_clips`` (:func:`ser_utils.dataset.corpus_fingerprint`) tells corpora with the same label apart.
 
     A field the run did not record counts as a difference: a run from an older version of the
     suite is never silently taken for the new one.
@@ -165,6 +168,8 @@ def differences(run_dir: str | Path, requested: Mapping[str, Any], corpus: str |
             diffs.append(f"{key} {recorded[key]} -> {value}")
     if corpus and recorded.get("corpus") and recorded["corpus"] != corpus:
         diffs.append(f"corpus {recorded['corpus']} -> {corpus}")
+    if corpus_clips and recorded.get("corpus_clips") != corpus_clips:
+        diffs.append(f"corpus clips {recorded.get('corpus_clips') or 'not recorded'} -> {corpus_clips}")
     return diffs
 
 

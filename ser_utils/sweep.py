@@ -30,6 +30,7 @@ cluster section shows the SLURM job array that uses it.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,12 @@ def run_id_of(parameters: Mapping[str, Any]) -> str:
 
 
 def plan(configs: Sequence[dict], runs_dir: Path, common: Mapping[str, Any], epochs: int | Mapping[str, int],
-         corpus: str | None, force: bool) -> list[PlannedRun]:
-    """Decide per configuration: run it, skip it (complete and identical), or flag a conflict."""
+         corpus: str | None, force: bool, corpus_clips: Callable[[], str] | None = None) -> list[PlannedRun]:
+    """Decide per configuration: run it, skip it (complete and identical), or flag a conflict.
+
+    ``corpus_clips()`` gives the corpus fingerprint (:func:`ser_utils.dataset.corpus_fingerprint`);
+    it is called only when a complete run is there to compare with.
+    """
     planned = []
     for cfg in configs:
         params = {**cfg, **common, "epochs": grid.epochs_for(cfg["model"], epochs)}
@@ -109,7 +114,8 @@ def plan(configs: Sequence[dict], runs_dir: Path, common: Mapping[str, Any], epo
         run_dir = runs_dir / rid
         item = PlannedRun(run_id=rid, run_dir=run_dir, parameters=params, action="run", force=force)
         if not force and runs.is_complete(run_dir):
-            item.conflict = ", ".join(runs.differences(run_dir, train_config(params).result_settings(), corpus))
+            item.conflict = ", ".join(runs.differences(run_dir, train_config(params).result_settings(), corpus,
+                                                       corpus_clips() if corpus_clips else None))
             item.action = "conflict" if item.conflict else "skip"
         elif runs.is_finished(run_dir):
             item.force = True  # trained, but killed before its notebook was saved: redo it whole
@@ -246,7 +252,8 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
     common = {"batch_size": int(batch_size), "split": split, "split_seed": int(split_seed), "device": device,
               "precision": precision,
               "data_dir": str(data_dir), "runs_dir": str(runs_dir), "features_dir": str(features_dir)}
-    planned = plan(configs, runs_dir, common, epochs, dataset.corpus_label(location.root), force)
+    fingerprint = functools.cache(lambda: dataset.corpus_fingerprint(dataset.scan(data_dir)[0]["path"]))
+    planned = plan(configs, runs_dir, common, epochs, dataset.corpus_label(location.root), force, fingerprint)
     _raise_conflicts(planned, runs_dir)
 
     result = SweepResult(runs_dir=runs_dir, results_csv=out / runs.RESULTS_FILE,

@@ -351,7 +351,7 @@ def run(cfg: TrainConfig, data: TrainingData | Any, out_dir: str | Path = config
     run_dir = Path(out_dir) / cfg.run_id
     _validate(cfg, data)
     if runs.is_finished(run_dir) and not force:
-        diffs = runs.differences(run_dir, cfg.result_settings(), data.corpus)
+        diffs = runs.differences(run_dir, cfg.result_settings(), data.corpus, data.corpus_clips)
         if diffs:
             raise RunExistsError(f"{run_dir} holds a finished run trained with other settings ({', '.join(diffs)}); "
                                  f"pass force=True to train it again, or use another out_dir")

@@ -54,6 +54,7 @@ class TrainingData:
     split: np.ndarray
     classes: tuple[str, ...] = config.EMOTIONS
     corpus: str = "unknown"
+    corpus_clips: str | None = None  # dataset.corpus_fingerprint of the scanned corpus (from_features sets it)
     split_method: str | None = None
     ids: np.ndarray | None = None
     x1d_mean: np.ndarray | None = None
@@ -110,12 +111,15 @@ class TrainingData:
 
         ``split_method=None`` keeps a ``split`` column the manifest already has.
         """
+        from ser_utils import dataset  # imported here: the data layer is only needed on this path
+
         manifest = fs.manifest
         if split_method is not None:
-            from ser_utils import dataset  # imported here: the data layer is only needed on this path
-
             manifest = dataset.split(manifest, method=split_method, seed=seed)
         data = cls.from_manifest(manifest, fs.x1d, fs.x2d, split_method=split_method)
+        skipped_clips = getattr(fs, "skipped", None)  # bad audio: part of the corpus, not of the arrays
+        skipped = list(skipped_clips["path"]) if skipped_clips is not None and len(skipped_clips) else []
+        data.corpus_clips = dataset.corpus_fingerprint(list(fs.manifest["path"]) + skipped)
         data.features = fs  # the variable-length store, read only when a model asks (with_inputs)
         return data
 
@@ -126,7 +130,7 @@ class TrainingData:
     def info(self) -> dict[str, Any]:
         """The description stored in config.json and metrics.json."""
         counts = {f"n_{s}": int((self.split == s).sum()) for s in SPLIT_NAMES}
-        info = {"corpus": self.corpus, "split_method": self.split_method, "classes": list(self.classes), **counts,
+        info = {"corpus": self.corpus, "corpus_clips": self.corpus_clips, "split_method": self.split_method, "classes": list(self.classes), **counts,
                 "x1d_shape": None if self.x1d is None else list(self.x1d.shape[1:]),
                 "x2d_shape": None if self.x2d is None else list(self.x2d.shape[1:])}
         for name in ("x1d_var", "x2d_var", "x1d_avg"):  # only when present: the fixed-size record is unchanged

@@ -123,11 +123,14 @@ def test_conflict_exits_2_before_running_anything(tmp_path, capsys):
     data = tmp_path / "demo"
     data.mkdir()
     (data / "demo_corpus.json").write_text("{}")
+    for name in ("1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"):  # names are all the plan reads
+        (data / name).write_bytes(b"RIFF" + bytes(40))
     write_fake_run(tmp_path / "out" / "runs", "1d", "relu", 0.001, epochs=4, corpus="crema-d")
     code = cli.main(["sweep", "--data", str(data), "--out", str(tmp_path / "out"), "--models", "1d",
                      "--activations", "relu", "--lrs", "0.001", "--epochs", "4"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err[-1].startswith("error:") and "1d-relu-lr0.001-e4 (corpus crema-d -> synthetic)" in err[-1]
+    assert code == 2 and err[-1].startswith("error:")
+    assert "1d-relu-lr0.001-e4 (corpus crema-d -> synthetic, corpus clips not recorded -> 2 clips #" in err[-1]
     assert "--force" in err[-1]
 
 
@@ -253,6 +256,23 @@ def test_changed_settings_are_a_conflict_not_a_silent_skip(first_sweep, corpus, 
     config_json.write_text(config_json.read_text().replace('"dropout_head": 0.5', '"dropout_head": 0.2'))
     with pytest.raises(sweep.SweepConflictError, match=rf"{TRAINS} \(dropout_head 0.2 -> 0.5\)"):
         sweep.run_sweep(corpus, out, models=["1d"], activations=["relu"], lrs=[0.001], epochs=TINY_EPOCHS,
+                        features_dir=features_dir, progress=False)
+
+
+def test_a_finished_run_of_another_corpus_with_the_same_label_is_a_conflict(first_sweep, corpus, features_dir,
+                                                                             tmp_path):
+    """The sweep's fingerprint of the corpus (from the names it scans) is the one training recorded:
+    the same corpus skips its complete run; a copy with one clip fewer is another corpus."""
+    out = tmp_path / "out"
+    shutil.copytree(first_sweep[0], out)
+    again = sweep.run_sweep(corpus, out, models=["1d"], activations=["relu"], lrs=[0.001], epochs=TINY_EPOCHS,
+                            features_dir=features_dir, progress=False)
+    assert again.skipped == [TRAINS]
+    smaller = tmp_path / "smaller"
+    shutil.copytree(corpus, smaller)
+    sorted((smaller / "AudioWAV").glob("*.wav"))[-1].unlink()
+    with pytest.raises(sweep.SweepConflictError, match=rf"{TRAINS} \(corpus clips \d+ clips #\w+ -> \d+ clips #"):
+        sweep.run_sweep(smaller, out, models=["1d"], activations=["relu"], lrs=[0.001], epochs=TINY_EPOCHS,
                         features_dir=features_dir, progress=False)
 
 

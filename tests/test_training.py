@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 import math
+import shutil
 import sys
 import types
 
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ser_utils import batching, config, inference, models, runs, runtime, training, training_data
+from ser_utils import batching, config, dataset, inference, models, runs, runtime, training, training_data
 from ser_utils.config import TrainConfig
 
 N_CLIPS = 120
@@ -310,3 +311,25 @@ def test_bf16_autocast_trains_every_report_model_on_cpu(model, data, tmp_path):
     probs = preds[[f"p_{c}" for c in config.EMOTIONS]].to_numpy()
     assert probs.dtype == np.float64 and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and len(pd.read_csv(tmp_path / cfg.run_id / "history.csv")) >= 1
+
+
+def test_a_run_on_another_corpus_with_the_same_label_is_not_reused(first_run, tmp_path):
+    """The 8-actor and the 91-actor demo corpora are both "synthetic": the clips they hold tell them apart."""
+    cfg, out, _ = first_run
+    here = replace(make_data(), corpus_clips=dataset.corpus_fingerprint(["1001_DFA_ANG_XX.wav", "1002_DFA_ANG_XX.wav"]))
+    shutil.copytree(out / cfg.run_id, tmp_path / cfg.run_id)
+    config_file = tmp_path / cfg.run_id / "config.json"
+    recorded = json.loads(config_file.read_text())
+    elsewhere = dataset.corpus_fingerprint(["1001_DFA_ANG_XX.wav"])
+    config_file.write_text(json.dumps({**recorded, "data": {**recorded["data"], "corpus_clips": elsewhere}}))
+    with pytest.raises(training.RunExistsError, match=r"corpus clips 1 clips #\w+ -> 2 clips #\w+"):
+        training.run(cfg, here, out_dir=tmp_path, progress=False)
+    same = replace(here, corpus_clips=elsewhere)
+    assert training.run(cfg, same, out_dir=tmp_path, progress=False)["reused"] is True
+
+
+def test_corpus_fingerprint_depends_on_the_names_only():
+    names = ["/a/1001_DFA_ANG_XX.wav", "/a/1002_IEO_SAD_HI.wav"]
+    assert dataset.corpus_fingerprint(names) == dataset.corpus_fingerprint(["/b/" + n[3:] for n in reversed(names)])
+    assert dataset.corpus_fingerprint(names) != dataset.corpus_fingerprint(names[:1])
+    assert dataset.corpus_fingerprint(names).startswith("2 clips #")
