@@ -130,7 +130,8 @@ class TrainingData:
     def info(self) -> dict[str, Any]:
         """The description stored in config.json and metrics.json."""
         counts = {f"n_{s}": int((self.split == s).sum()) for s in SPLIT_NAMES}
-        info = {"corpus": self.corpus, "corpus_clips": self.corpus_clips, "split_method": self.split_method, "classes": list(self.classes), **counts,
+        info = {"corpus": self.corpus, "corpus_clips": self.corpus_clips, "split_method": self.split_method,
+                "classes": list(self.classes), **counts,
                 "x1d_shape": None if self.x1d is None else list(self.x1d.shape[1:]),
                 "x2d_shape": None if self.x2d is None else list(self.x2d.shape[1:])}
         for name in ("x1d_var", "x2d_var", "x1d_avg"):  # only when present: the fixed-size record is unchanged
