@@ -200,7 +200,9 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     clips, _ = dataset.scan(args.data)
     feature_set = features.extract(clips, cache_root=args.out, jobs=args.jobs, force=args.force)
-    record_corpus(dataset.locate(args.data).root, config.OUTPUTS_DIR, by="features")
+    if Path(args.out).resolve() == Path(config.FEATURES_DIR).resolve():
+        # the notebooks read this cache: tell them which corpus it holds (another --out is someone else's)
+        record_corpus(dataset.locate(args.data).root, config.OUTPUTS_DIR, by="features")
     for row in feature_set.skipped.itertuples():
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     print(f"{len(feature_set.manifest)} clips, {len(feature_set.skipped)} skipped -> {feature_set.cache_dir}")

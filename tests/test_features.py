@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser_utils import audio, features
+from ser_utils import audio, config, features
 from ser_utils.config import Feature1DConfig, Feature2DConfig, PreprocessConfig
 
 SR = 16_000
@@ -441,8 +441,11 @@ def test_large_cache_warning_names_the_size_and_the_fix(tmp_path):
     assert features.large_cache_warning(tmp_path / "missing", limit=0) is None
 
 
-def test_features_command_prunes_and_reports_space_freed(corpus, capsys):
+def test_features_command_prunes_and_reports_space_freed(corpus, capsys, monkeypatch, tmp_path):
     from ser_utils import cli
+
+    outputs = tmp_path / "outputs"
+    monkeypatch.setattr(config, "OUTPUTS_DIR", outputs)
 
     _, good, cache = corpus
     data = cache.parent / "good"
@@ -455,3 +458,5 @@ def test_features_command_prunes_and_reports_space_freed(corpus, capsys):
     kept = [p.name for p in cache.iterdir()]
     assert not stale.exists() and len(kept) == 1 and features.cache_is_complete(cache / kept[0])
     assert f"removed {stale}" in out and "freed 2.0 MB" in out and f"kept {kept[0]}" in out
+    # a cache of its own (--out) is not the one the notebooks read: the corpus record is left alone
+    assert not (outputs / "corpus.json").exists()
