@@ -5,11 +5,12 @@
 For each model, in one process and on the same clips:
   (a) load: ``Predictor.from_run`` (read ``best.pt``, build the model), and the one-time set-up
       of the feature code (librosa's filterbanks, paid by the first recording of a process);
-  (b) batched: ``predictor.predict(paths)``: a pool of worker processes prepares the recordings
-      (decode, preprocess, features), the model scores their windows in batches of 256. Timed
-      twice: the first call of the process ("first batched": it also pays the worker pool's
-      start and the model's first forward pass) and the next call ("batched": the median of
-      three more calls, the rate a process that has predicted before sustains; the target
+  (b) batched: ``predictor.predict(paths)``: a pool of worker processes, one per core, each
+      holding the model, scores chunks of up to 32 recordings start to finish (decode,
+      preprocess, features, forward passes). Timed twice: the first call of the process ("first
+      batched": it also pays the pool's start, torch's import in its fork server and the
+      workers' first recording) and the next calls ("batched": the median of three more calls,
+      the rate a process that has predicted before sustains, with its pool kept; the target
       applies to it);
   (c) one at a time: ``predictor.predict(path)`` per clip (the first --n-single clips): no pool,
       one forward pass per clip.
@@ -49,29 +50,32 @@ REPEATS = 3  # warm batched calls; the median is reported (a shared machine's sp
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process, its finished children and its live children with theirs.
+    """CPU time of this process, its finished children and every live descendant with theirs.
 
-    The worker pool's processes are children of the fork server (a live child of this process),
-    which reaps them: their time shows in the server's ``cutime``/``cstime`` (Linux ``/proc``)."""
+    The worker pools' processes are children of the fork server (a live child of this process);
+    the scoring workers stay alive between calls, so the whole tree is read from Linux ``/proc``:
+    each live process's own time and that of the children it has reaped (``cutime``/``cstime``)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     tick = os.sysconf("SC_CLK_TCK")
-    for child in _live_children():
+    for pid in _live_descendants(os.getpid()):
         try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
     return total
 
 
-def _live_children() -> list[int]:
+def _live_descendants(pid: int) -> list[int]:
     found = []
-    for task in Path("/proc/self/task").glob("*"):
+    for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            found += [int(pid) for pid in (task / "children").read_text().split()]
+            children = [int(child) for child in (task / "children").read_text().split()]
         except OSError:
             continue
+        for child in children:
+            found += [child, *_live_descendants(child)]
     return found
 
 
@@ -126,6 +130,7 @@ def bench_model(model: str, paths: list[str], n_single: int, jobs: int | None, t
     _, first_s, _ = timed(lambda: predictor.predict(paths, progress=False))
     repeats = [timed(lambda: predictor.predict(paths, progress=False)) for _ in range(REPEATS)]
     batched, batched_s, batched_cpu = sorted(repeats, key=lambda r: r[1])[REPEATS // 2]  # the median call
+    predictor.close()
     single = paths[:n_single]
     _, single_s, single_cpu = timed(lambda: [predictor.predict(p, progress=False) for p in single])
     assert (batched["error"] == "").all(), batched.loc[batched["error"] != "", "error"].iloc[0]

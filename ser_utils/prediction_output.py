@@ -120,7 +120,8 @@ def run_predict(paths: Sequence[str], run: str | os.PathLike | None = None, runs
     if predictor.warning:
         emit(f"warning: {predictor.warning}")
     sources = find_audio(paths)
-    predictions = predictor.score(sources, on_error=lambda message: emit(f"error: {message}"))
+    with predictor:  # its scoring workers stop with the command
+        predictions = predictor.score(sources, on_error=lambda message: emit(f"error: {message}"))
     text = render(predictions, predictor, fmt)
     if out:
         fileio.write_text(out, text)

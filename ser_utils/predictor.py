@@ -8,12 +8,20 @@ emotion and the number of windows (:mod:`ser_utils.windowing` says how a recordi
 ``windows=True`` adds one row per window. ``.predict_array(signal, rate)`` does the same for a
 signal in memory.
 
-Speed: recordings are prepared (decode, preprocess, features) by a pool of worker processes
-with the feature extraction's set-up (:mod:`ser_utils.workers`: started from a fork server that
-has the feature libraries imported, one BLAS thread per worker, filterbanks built once per worker),
-while this process scores the windows prepared so far, 256 at a time, with one torch thread (the workers hold the other cores; OpenMP threads that
-must share cores stall). ``benchmarks/bench_predict.py`` measures it against one recording at a
-time.
+Speed, on a CPU: a pool of worker processes (:mod:`ser_utils.workers`: started from a fork
+server with torch and the feature libraries imported, one thread each) each holds the model and
+scores whole chunks of recordings, decoding, preprocessing, features and forward passes, and
+sends back only the probabilities. This process only hands out the chunks and collects the rows.
+One process per core doing everything is the fastest split on a CPU: the forward pass is most of
+the work (the 2D CNN's 0.4 GMAC per clip), a model scoring in the parent while workers prepare
+would leave it the bottleneck, and OpenMP threads that share cores with other processes stall.
+The pool is started on the first call and kept (each worker holds the model) until
+:meth:`Predictor.close`, the end of a ``with`` block or the predictor's deletion.
+
+On a GPU (or with ``score_in_workers=False``), the workers only prepare the recordings and this
+process scores the windows prepared so far, ``batch_size`` at a time. Fewer than
+:data:`MIN_FILES_FOR_POOL` recordings, or signals in memory, are scored here without a pool.
+``benchmarks/bench_predict.py`` measures it against one recording at a time.
 
 A recording that cannot be scored (unreadable, silent, under 0.5 s of speech) gets a one-line
 error naming the file and a row with an ``error``; the others are scored regardless.
@@ -22,12 +30,14 @@ error naming the file and a row with an ``error``; the others are scored regardl
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +50,23 @@ from ser_utils.errors import UserError
 #: File name endings searched for in a folder: the containers libsndfile decodes.
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                   ".snd", ".caf", ".w64", ".rf64")
-#: Recordings handed to the pool at a time (bounds memory when the model is slower than the workers).
+#: Recordings handed to the preparing pool at a time (bounds memory when the model is slower than the workers).
 CHUNK_FILES = 512
+#: At most this many recordings per task of the scoring workers (fewer when there are few recordings,
+#: so every worker gets several tasks and none waits for the last).
+WORKER_CHUNK_FILES = 32
+#: Imported once by the fork server when the scoring pool is the first pool of the process.
+SCORING_PRELOAD = ("torch", "ser_utils.predictor")
 #: Windows per forward pass (the 2D CNN's activations for 256 clips take ~150 MB).
 BATCH_WINDOWS = 256
 #: Below this many recordings the pool's start-up is not worth it.
 MIN_FILES_FOR_POOL = 8
+
+
+#: A recording prepared: ``(index, recording or None, error or None)``.
+Prepared = tuple[int, "windowing.Recording | None", "str | None"]
+#: A recording scored: ``(index, recording or None, window probabilities or None, error or None)``.
+Scored = tuple[int, "windowing.Recording | None", "np.ndarray | None", "str | None"]
 
 
 class SyntheticModelWarning(UserWarning):
@@ -55,12 +76,39 @@ class SyntheticModelWarning(UserWarning):
 @dataclass
 class Predictions:
     """One row per recording (``recordings``), one per window (``windows``), both in one table (``long``,
-    ``kind`` = recording / window: what the CSV output holds), and the failures' one-line messages."""
+    ``kind`` = recording / window: what the CSV output holds), and the failures' one-line messages.
 
-    recordings: pd.DataFrame
-    windows: pd.DataFrame
-    long: pd.DataFrame
+    The tables are built from the rows on first use (pandas costs milliseconds per table, as much
+    as scoring a clip: a single recording's call should not pay for tables it never reads).
+    """
+
+    rows: list[dict[str, Any]] = field(repr=False)
+    window_rows: list[list[dict[str, Any]]] = field(repr=False)
+    classes: tuple[str, ...]
     failures: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def recordings(self) -> pd.DataFrame:
+        columns = ["path", *prob_columns(self.classes), "predicted", "emotion", "n_windows", "duration_s",
+                   "speech_s", "error"]
+        return pd.DataFrame(self.rows, columns=columns)
+
+    @functools.cached_property
+    def windows(self) -> pd.DataFrame:
+        columns = ["path", "window", "start_s", "end_s", *prob_columns(self.classes), "predicted", "emotion"]
+        return pd.DataFrame([w for windows in self.window_rows for w in windows], columns=columns)
+
+    @functools.cached_property
+    def long(self) -> pd.DataFrame:
+        columns = ["path", "kind", "window", "start_s", "end_s", *prob_columns(self.classes), "predicted", "emotion",
+                   "n_windows", "duration_s", "speech_s", "error"]
+        rows = []
+        for row, windows in zip(self.rows, self.window_rows):
+            span = {"start_s": windows[0]["start_s"], "end_s": windows[-1]["end_s"]} if windows else {}
+            rows += [{**row, "kind": "recording", **span}] + [{**w, "kind": "window"} for w in windows]
+        long = pd.DataFrame(rows, columns=columns)
+        long["window"], long["n_windows"] = long["window"].astype("Int64"), long["n_windows"].astype("Int64")
+        return long
 
 
 def prob_columns(classes: Sequence[str]) -> list[str]:
@@ -115,11 +163,13 @@ class Predictor:
 
     ``checkpoint``: a dict from :func:`ser_utils.inference.read_checkpoint`; ``hop_s``: seconds
     between the windows of a long recording (default 1); ``jobs``: worker processes (default: one
-    per usable core); ``batch_size``: windows per forward pass.
+    per usable core); ``batch_size``: windows per forward pass; ``score_in_workers``: whether the
+    worker processes also run the model (default: on a CPU; see the module docstring).
     """
 
     def __init__(self, checkpoint: dict[str, Any], run_dir: str | os.PathLike | None = None, device: str = "auto",
-                 hop_s: float | None = None, jobs: int | None = None, batch_size: int = BATCH_WINDOWS):
+                 hop_s: float | None = None, jobs: int | None = None, batch_size: int = BATCH_WINDOWS,
+                 score_in_workers: bool | None = None):
         import torch
 
         from ser_utils.models import INPUT_SHAPES
@@ -144,6 +194,9 @@ class Predictor:
         self.precision = checkpoint["config"].get("numeric_precision", "auto")
         self.jobs = max(1, int(jobs or usable_cpus()))
         self.batch_size = int(batch_size)
+        self.score_in_workers = self.device.type == "cpu" if score_in_workers is None else bool(score_in_workers)
+        self._pool = None
+        self._pool_finalizer = None
 
     # --------------------------------------------------------------------- loading
     @classmethod
@@ -215,9 +268,8 @@ class Predictor:
               progress: bool | None = None, on_error: Callable[[str], None] | None = None) -> Predictions:
         """Recordings and windows tables for file paths (or signals with ``sample_rate`` and ``names``).
 
-        Streams: while the workers prepare the next recordings, this process scores the windows
-        prepared so far, ``batch_size`` at a time. ``on_error(message)`` is called for each
-        recording that fails, as it fails.
+        ``on_error(message)`` is called for each recording that fails, as its result arrives; the
+        others are scored regardless. How the work is shared out: the module docstring.
         """
         from tqdm.auto import tqdm
 
@@ -225,56 +277,100 @@ class Predictor:
         rows: list[dict] = []
         window_rows: list[list[dict]] = []
         failures: list[str] = []
-        pending: list[tuple[int, windowing.Recording | None, str | None]] = []
-        pending_windows = 0
         show = len(sources) > 1 if progress is None else progress
         pooled = self.jobs > 1 and len(sources) >= MIN_FILES_FOR_POOL and all(
             isinstance(s, (str, os.PathLike)) for s in sources)
+        if pooled and self.score_in_workers:
+            results = self._scored_by_workers(sources, names)
+        else:
+            results = self._scored_here(sources, sample_rate, names, pooled)
         with tqdm(total=len(sources), desc="predict", unit="file", disable=not show, file=sys.stderr) as bar:
-            for i, recording, error in self._prepared(sources, sample_rate, names, pooled):
+            for i, recording, probs, error in results:
                 bar.update()
-                pending.append((i, recording, error))
                 if error is not None:
                     failures.append(error)
                     if on_error is not None:
                         on_error(error)
+                    rows.append(self._failed_row(names[i], error))
+                    window_rows.append([])
                 else:
-                    pending_windows += recording.n_windows
-                if pending_windows >= self.batch_size:
-                    self._flush(pending, names, rows, window_rows, pooled)
-                    pending_windows = 0
-            # the pool has finished: the last batch gets every core
-            self._flush(pending, names, rows, window_rows, pooled=False)
-        return self._tables(rows, window_rows, failures)
+                    rows.append(self._recording_row(recording, probs))
+                    window_rows.append(self._window_rows(recording, probs))
+        return Predictions(rows, window_rows, self.classes, failures)
 
-    def _flush(self, pending: list, names: Sequence[str], rows: list, window_rows: list, pooled: bool) -> None:
-        """Score the pending recordings' windows and append their rows (in input order); empty ``pending``."""
-        scored = iter(self._forward([r for _, r, error in pending if error is None], threads=1 if pooled else None))
-        for i, recording, error in pending:
-            if error is not None:
-                rows.append(self._failed_row(names[i], error))
-                window_rows.append([])
-                continue
-            probs = next(scored)
-            rows.append(self._recording_row(recording, probs))
-            window_rows.append(self._window_rows(recording, probs))
-        pending.clear()
+    # ------------------------------------------------------------ sharing out the work
+    def _scored_by_workers(self, sources: Sequence[Any], names: Sequence[str]) -> Iterator[Scored]:
+        """Every recording scored start to finish by the worker processes, chunks of recordings at a time,
+        yielded in input order (a CPU: see the module docstring)."""
+        from concurrent.futures.process import BrokenProcessPool
 
-    def _tables(self, rows: list[dict], window_rows: list[list[dict]], failures: list[str]) -> Predictions:
-        probs = prob_columns(self.classes)
-        columns = ["path", *probs, "predicted", "emotion", "n_windows", "duration_s", "speech_s", "error"]
-        window_columns = ["path", "window", "start_s", "end_s", *probs, "predicted", "emotion"]
-        long_columns = ["path", "kind", "window", "start_s", "end_s", *probs, "predicted", "emotion", "n_windows",
-                        "duration_s", "speech_s", "error"]
-        long_rows = []
-        for row, windows in zip(rows, window_rows):
-            span = {"start_s": windows[0]["start_s"], "end_s": windows[-1]["end_s"]} if windows else {}
-            long_rows += [{**row, "kind": "recording", **span}] + [{**w, "kind": "window"} for w in windows]
-        long = pd.DataFrame(long_rows, columns=long_columns)
-        long["window"], long["n_windows"] = long["window"].astype("Int64"), long["n_windows"].astype("Int64")
-        flat = [w for windows in window_rows for w in windows]
-        return Predictions(pd.DataFrame(rows, columns=columns), pd.DataFrame(flat, columns=window_columns), long,
-                           failures)
+        size = max(1, min(WORKER_CHUNK_FILES, math.ceil(len(sources) / (4 * self.jobs))))
+        chunks = [[(i, str(sources[i]), names[i]) for i in range(start, min(start + size, len(sources)))]
+                  for start in range(0, len(sources), size)]
+        # Executor.map submits every chunk and yields their results in order; closing it early (an
+        # error, Ctrl-C) cancels the chunks not started, so the pool is ready for the next call.
+        done = 0
+        try:
+            for chunk_results in self._scoring_pool().map(score_chunk, chunks):
+                done += 1
+                yield from chunk_results
+        except BrokenProcessPool:
+            self.close()  # the next call starts a fresh pool
+            chunk = chunks[done]
+            raise UserError(f"{names[chunk[0][0]]}: a worker process died (killed, or out of memory) before this "
+                            f"recording and the {len(chunk) - 1} after it were scored; predict again, with "
+                            "--jobs 1 (jobs=1) or fewer files at a time if it happens again") from None
+
+    def _scoring_pool(self):
+        """The worker processes that score recordings, started on first use and kept for the next calls
+        (each holds the model); :meth:`close` stops them, as does deleting the predictor."""
+        if self._pool is None:
+            import io
+            from concurrent.futures import ProcessPoolExecutor
+
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save(self.checkpoint, buffer)  # the weights travel as data, read back with weights_only=True
+            options = {"run_dir": self.run_dir, "hop_s": self.spec.plan.hop_s, "batch_size": self.batch_size}
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=workers.pool_context(preload=SCORING_PRELOAD),
+                                             initializer=start_scoring_worker, initargs=(buffer.getvalue(), options))
+            self._pool_finalizer = weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the scoring worker processes (a later pooled call starts new ones)."""
+        if self._pool is not None:
+            self._pool_finalizer.detach()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _scored_here(self, sources: Sequence[Any], sample_rate: int | None, names: Sequence[str],
+                     pooled: bool) -> Iterator[Scored]:
+        """Recordings prepared here or by the pool, scored by this process ``batch_size`` windows at a
+        time, yielded in input order (a GPU, few recordings, or signals in memory)."""
+        pending: list[Prepared] = []
+        windows = 0
+        for item in self._prepared(sources, sample_rate, names, pooled):
+            pending.append(item)
+            windows += item[1].n_windows if item[2] is None else 0
+            if windows >= self.batch_size:
+                yield from self.scored(pending, threads=1 if pooled else None)
+                pending, windows = [], 0
+        yield from self.scored(pending)  # the pool has finished: the last batch gets every core
+
+    def scored(self, prepared: Sequence[Prepared], threads: int | None = None) -> Iterator[Scored]:
+        """``(index, recording, window probabilities or None, error or None)`` for prepared recordings,
+        all their windows in forward passes of ``batch_size``."""
+        probs = iter(self._forward([recording for _, recording, error in prepared if error is None], threads=threads))
+        for i, recording, error in prepared:
+            yield i, recording, (None if error is not None else next(probs)), error
 
     def _prepared(self, sources: Sequence[Any], sample_rate: int | None, names: Sequence[str],
                   pooled: bool) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
@@ -288,9 +384,7 @@ class Predictor:
         if not pooled:
             yield from map(windowing.prepare_task, tasks(0, len(sources)))
             return
-        from ser_utils.feature_cache import MP_START_METHOD
-
-        context = workers.pool_context(MP_START_METHOD)
+        context = workers.pool_context()
         jobs = min(self.jobs, len(sources))
         starts = iter(range(0, len(sources), CHUNK_FILES))
         with context.Pool(jobs, initializer=workers.init_worker) as pool:
@@ -354,6 +448,34 @@ class Predictor:
     def _failed_row(self, name: str, error: str) -> dict[str, Any]:
         return {"path": name, **{c: math.nan for c in prob_columns(self.classes)}, "predicted": "", "emotion": "",
                 "n_windows": 0, "duration_s": math.nan, "speech_s": math.nan, "error": error}
+
+
+# ------------------------------------------------------------------ the scoring workers
+#: The predictor of this worker process (:func:`start_scoring_worker`).
+_WORKER_PREDICTOR: Predictor | None = None
+
+
+def start_scoring_worker(checkpoint: bytes, options: dict[str, Any]) -> None:
+    """A scoring worker's set-up: one thread, and the model built once from the checkpoint's bytes
+    (read with ``weights_only=True``, as any checkpoint)."""
+    import io
+
+    import torch
+
+    global _WORKER_PREDICTOR
+    workers.init_worker()
+    torch.set_num_threads(1)
+    ckpt = torch.load(io.BytesIO(checkpoint), weights_only=True)
+    _WORKER_PREDICTOR = Predictor(ckpt, device="cpu", jobs=1, score_in_workers=False, **options)
+
+
+def score_chunk(tasks: list[tuple[int, str, str]]) -> list[Scored]:
+    """A worker's task: ``(index, path, name)`` recordings prepared and scored in one go; the recordings
+    come back without their inputs (only the probabilities are needed)."""
+    predictor = _WORKER_PREDICTOR
+    prepared = [windowing.prepare_task((i, path, predictor.spec, None, name)) for i, path, name in tasks]
+    return [(i, None if recording is None else replace(recording, inputs=[]), probs, error)
+            for i, recording, probs, error in predictor.scored(prepared, threads=1)]
 
 
 @contextlib.contextmanager

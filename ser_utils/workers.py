@@ -12,8 +12,10 @@ clean state. Elsewhere ``spawn`` (macOS, Windows: no forkserver, or fork unsafe 
 
 The server imports :data:`PRELOAD` once when it starts, so a worker forked from it starts with
 librosa, scipy and the eSpeak binding already imported (milliseconds, not the ~2 s an import
-costs). There is one server per process whichever pool starts it first, so the list covers both
-pools. As with any non-fork start method, a *script* that starts a pool needs the usual
+costs). There is one server per process, started by whichever pool comes first, so the list covers
+the pools that need no torch; the predictor's scoring pool (:mod:`ser_utils.predictor`, whose
+workers run the model) adds torch when it is the first, and otherwise its workers import it once
+each, since they are kept between calls. As with any non-fork start method, a *script* that starts a pool needs the usual
 ``if __name__ == "__main__":`` guard (notebooks and ``python -m ser_utils`` have it).
 """
 
@@ -43,16 +45,17 @@ def start_method() -> str:
     return "spawn"
 
 
-def pool_context(method: str | None = None) -> multiprocessing.context.BaseContext:
+def pool_context(method: str | None = None, preload: tuple[str, ...] = ()) -> multiprocessing.context.BaseContext:
     """The multiprocessing context every pool of the package uses (see the module docstring).
 
-    ``method`` overrides the choice (benchmarks compare ``fork``); the preload is set for a
-    fork server that has not started yet and is harmless otherwise.
+    ``method`` overrides the choice (benchmarks compare ``fork``). The preload (:data:`PRELOAD`
+    and the caller's ``preload``, e.g. torch for the predictor's scoring workers) is set for a
+    fork server that has not started yet; once one runs, its workers import what else they need.
     """
     method = method or start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(list(PRELOAD))
+        context.set_forkserver_preload(list(dict.fromkeys(PRELOAD + tuple(preload))))
     return context
 
 

@@ -24,6 +24,7 @@ import torch
 from ser_utils import audio, config, dataset, features, inference, runs, runtime, training, windowing
 from ser_utils import predictor as predictor_module
 from ser_utils.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
+from ser_utils.errors import UserError
 from ser_utils.training_data import TrainingData
 
 pytestmark = pytest.mark.slow
@@ -140,19 +141,51 @@ def test_probabilities_come_in_the_reports_class_order(trained, feature_set, tmp
 def test_round_trip_gives_the_runs_predictions(trained, name, monkeypatch):
     """The run's own test clips, from their files, give predictions.csv: same labels, probabilities to 1e-5.
 
-    1d goes through the worker pool with chunks of 7 files (several chunks in flight) and batches of
-    16 windows (many forward passes): the order and the numbers must survive both."""
+    1d also goes through both worker pools: the scoring workers with chunks of 3 files, and the
+    preparing pool (the GPU's way) with chunks of 7 files in flight and batches of 16 windows scored
+    here: the order and the numbers must survive every way of sharing out the work."""
     run_dir = trained[name]
     saved = pd.read_csv(run_dir / runs.PREDICTIONS_FILE)
+    ways = {"here": {"jobs": 1}}
     if name == "1d":
         monkeypatch.setattr(predictor_module, "CHUNK_FILES", 7)
-        got = predictor(run_dir, jobs=2, batch_size=16).predict(list(saved["path"]))
-    else:
-        got = predictor(run_dir, jobs=1).predict(list(saved["path"]))
-    assert list(got["path"]) == list(saved["path"]) and (got["error"] == "").all()
-    assert (got["n_windows"] == 1).all()  # no test clip is longer than the longest clip trained on
-    assert list(got["predicted"]) == list(saved["predicted"])
-    np.testing.assert_allclose(got[PROBS].to_numpy(), saved[PROBS].to_numpy(), atol=1e-5, rtol=0)
+        monkeypatch.setattr(predictor_module, "WORKER_CHUNK_FILES", 3)
+        ways |= {"scoring workers": {"jobs": 2}, "preparing pool": {"jobs": 2, "batch_size": 16,
+                                                                       "score_in_workers": False}}
+    for way, options in ways.items():
+        with predictor(run_dir, **options) as scorer:
+            got = scorer.predict(list(saved["path"]))
+        assert list(got["path"]) == list(saved["path"]) and (got["error"] == "").all(), way
+        assert (got["n_windows"] == 1).all(), way  # no test clip is longer than the longest clip trained on
+        assert list(got["predicted"]) == list(saved["predicted"]), way
+        np.testing.assert_allclose(got[PROBS].to_numpy(), saved[PROBS].to_numpy(), atol=1e-5, rtol=0, err_msg=way)
+
+
+def test_scoring_workers_are_kept_between_calls_and_a_dead_one_is_a_clear_error(trained, feature_set):
+    """The pool of scoring workers outlives a call (each holds the model); a worker that dies (killed,
+    out of memory) ends that call with a one-line error naming a file and the fix, never a hang, and
+    the next call starts a fresh pool."""
+    import os
+    import signal
+
+    paths = list(feature_set.manifest["path"].astype(str)[:12])
+    scorer = predictor(trained["1d"], jobs=2)
+    first = scorer.predict(paths)
+    pool = scorer._pool
+    assert pool is not None and (first["error"] == "").all()
+    again = scorer.predict(paths)
+    assert scorer._pool is pool
+    np.testing.assert_allclose(again[PROBS].to_numpy(), first[PROBS].to_numpy(), atol=1e-6, rtol=0)
+
+    os.kill(next(iter(pool._processes)), signal.SIGKILL)
+    with pytest.raises(UserError, match=r"worker process died.*--jobs 1") as err:
+        scorer.predict(paths)
+    assert "\n" not in str(err.value) and any(path in str(err.value) for path in paths)
+    recovered = scorer.predict(paths)
+    assert scorer._pool is not pool
+    np.testing.assert_allclose(recovered[PROBS].to_numpy(), first[PROBS].to_numpy(), atol=1e-6, rtol=0)
+    scorer.close()
+    assert scorer._pool is None
 
 
 def test_mean1d_uses_the_valid_frames_only(trained, feature_set):
