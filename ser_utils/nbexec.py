@@ -37,6 +37,10 @@ LOG_INTERVAL_S = 30.0
 #: The right-hand text of a tqdm bar, e.g. ``37/150 [02:10<06:30, 3.5epoch/s, loss=1.23]``.
 TQDM_TEXT = re.compile(r"\d+/\d+ \[")
 ENGINE_NAME = "ser_utils-progress"
+#: Added to the kernel's command line. The kernel logs its own set-up at WARNING to the caller's
+#: stderr: with the usual local TCP transport, a three-line "running over TCP without encryption"
+#: notice per notebook, 30+ of them in a main job's log, hiding its progress. Kernel errors still show.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 
 
 class NotebookFailedError(RuntimeError):
@@ -271,7 +275,8 @@ def execute(source: str | Path, target: str | Path, parameters: Mapping[str, Any
         with inline_figures():
             pm.execute_notebook(str(source), str(partial), parameters=dict(parameters or {}), cwd=str(source.parent),
                                 kernel_name=kernel_name, progress_bar=False, execution_timeout=cell_timeout,
-                                stdout_file=log, stderr_file=log, engine_name=_register_engine() if log else None)
+                                stdout_file=log, stderr_file=log, engine_name=_register_engine() if log else None,
+                                extra_arguments=list(KERNEL_ARGUMENTS))
     except Exception as err:
         if watchdog is not None and watchdog.fired:
             raise StalledError(f"the kernel printed nothing for {inactivity_timeout:.0f} s and was interrupted "

@@ -80,6 +80,23 @@ def test_run_log_throttles_progress_bars():
                                           "metrics", "widget 2/2 [", "tail without newline")]
 
 
+def test_an_executed_notebook_leaves_a_quiet_log(tmp_path, capfd):
+    """The kernel's own set-up notices (the TCP transport warning) do not reach the caller's stderr,
+    while the notebook's output still reaches the run log and the executed copy."""
+    import nbformat
+
+    source = tmp_path / "tiny.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, source)
+    lines = []
+    nbexec.execute(source, tmp_path / "out.ipynb", log_label="tiny", emit=lines.append)
+    captured = capfd.readouterr()
+    assert "WARNING" not in captured.err and "without encryption" not in captured.err, captured.err
+    assert "  [tiny] 42" in lines
+    assert nbformat.read(tmp_path / "out.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
+
+
 # --------------------------------------------------------------- run folders (fake)
 def test_plan_skips_complete_and_reruns_the_rest(tmp_path):
     runs_dir = tmp_path / "runs"
