@@ -296,17 +296,19 @@ def test_predict_array_matches_the_file_and_takes_channels(trained, feature_set)
 
 # -------------------------------------------------------------------------------- errors
 def test_a_folder_with_a_corrupt_and_a_silent_file(trained, feature_set, tmp_path):
+    """Ten recordings, enough for the command's scoring workers (--jobs 2): the bad ones are named as
+    they fail, the good ones scored, the summary last, exit 1."""
     folder = tmp_path / "recordings"
     folder.mkdir()
-    good = [shutil.copy(p, folder) for p in feature_set.manifest["path"].iloc[:2]]
+    good = [shutil.copy(p, folder) for p in feature_set.manifest["path"].iloc[:6]]
     (folder / "corrupt.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
     sf.write(folder / "silent.flac", np.zeros(32_000, dtype=np.int16), 16_000)
     sf.write(folder / "short.wav", (0.3 * np.sin(np.arange(4_000) / 5)).astype(np.float32), 16_000)
     (folder / "notes.txt").write_text("not audio, not searched")
-    assert len(find_audio(folder)) == 5
+    assert len(find_audio(folder)) == 9 and len(find_audio(folder)) + 1 >= predictor_module.MIN_FILES_FOR_POOL
 
     missing = str(tmp_path / "typo.wav")
-    result = run_cli(str(folder), missing, "--run", str(trained["1d"]), "--format", "csv")
+    result = run_cli(str(folder), missing, "--run", str(trained["1d"]), "--format", "csv", "--jobs", "2")
     assert result.returncode == 1
     table = pd.read_csv(io.StringIO(result.stdout))
     rows = table[table["kind"] == "recording"].set_index("path")
@@ -320,7 +322,9 @@ def test_a_folder_with_a_corrupt_and_a_silent_file(trained, feature_set, tmp_pat
     assert len(errors) == 5  # one line per bad file as it fails, then the summary
     for path in bad:
         assert sum(line.startswith(f"error: {path}: ") for line in errors) == 1
-    assert errors[-1] == f"error: 4 of 6 recordings failed: {', '.join(bad)}"
+    assert errors[-1] == f"error: 4 of 10 recordings failed: {', '.join(bad)}"
+    direct = predictor(trained["1d"]).predict(good)  # in this process, one recording after another
+    np.testing.assert_allclose(rows.loc[good, PROBS].to_numpy(dtype=float), direct[PROBS].to_numpy(), atol=1e-5)
 
 
 def test_a_bad_run_folder_exits_2(trained, feature_set, tmp_path):
