@@ -317,9 +317,7 @@ class Predictor:
         except BrokenProcessPool:
             self.close()  # the next call starts a fresh pool
             chunk = chunks[done]
-            raise UserError(f"{names[chunk[0][0]]}: a worker process died (killed, or out of memory) before this "
-                            f"recording and the {len(chunk) - 1} after it were scored; predict again, with "
-                            "--jobs 1 (jobs=1) or fewer files at a time if it happens again") from None
+            raise _worker_died(names[chunk[0][0]], len(chunk) - 1) from None
 
     def _scoring_pool(self):
         """The worker processes that score recordings, started on first use and kept for the next calls
@@ -373,10 +371,12 @@ class Predictor:
             yield i, recording, (None if error is not None else next(probs)), error
 
     def _prepared(self, sources: Sequence[Any], sample_rate: int | None, names: Sequence[str],
-                  pooled: bool) -> Iterator[tuple[int, windowing.Recording | None, str | None]]:
+                  pooled: bool) -> Iterator[Prepared]:
         """``(index, recording or None, error or None)`` for every source, in order: in this process, or
         from the worker pool, CHUNK_FILES recordings at a time with the next chunk already submitted
         (so the workers never wait for this process, and prepared windows never pile up)."""
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         def tasks(start: int, stop: int):
             return [(i, sources[i], self.spec, sample_rate, names[i]) for i in range(start, stop)]
@@ -384,22 +384,29 @@ class Predictor:
         if not pooled:
             yield from map(windowing.prepare_task, tasks(0, len(sources)))
             return
-        context = workers.pool_context()
         jobs = min(self.jobs, len(sources))
         starts = iter(range(0, len(sources), CHUNK_FILES))
-        with context.Pool(jobs, initializer=workers.init_worker) as pool:
+        pool = ProcessPoolExecutor(jobs, mp_context=workers.pool_context(), initializer=workers.init_worker)
 
-            def submit() -> Iterator | None:
-                start = next(starts, None)
-                if start is None:
-                    return None
-                chunk = tasks(start, min(start + CHUNK_FILES, len(sources)))
-                return pool.imap(windowing.prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))
+        def submit() -> Iterator | None:
+            start = next(starts, None)
+            if start is None:
+                return None
+            chunk = tasks(start, min(start + CHUNK_FILES, len(sources)))
+            return pool.map(windowing.prepare_task, chunk, chunksize=max(1, min(8, len(chunk) // (jobs * 8))))
 
+        done = 0
+        try:
             current, upcoming = submit(), submit()
             while current is not None:
-                yield from current
+                for item in current:
+                    done += 1
+                    yield item
                 current, upcoming = upcoming, submit()
+        except BrokenProcessPool:
+            raise _worker_died(names[done], min(CHUNK_FILES, len(sources) - done) - 1) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # an early stop (Ctrl-C) waits only for running tasks
 
     def _forward(self, recordings: list[windowing.Recording], threads: int | None = None) -> list[np.ndarray]:
         """Each recording's window probabilities [n_windows, n_classes], all windows in large batches.
@@ -448,6 +455,13 @@ class Predictor:
     def _failed_row(self, name: str, error: str) -> dict[str, Any]:
         return {"path": name, **{c: math.nan for c in prob_columns(self.classes)}, "predicted": "", "emotion": "",
                 "n_windows": 0, "duration_s": math.nan, "speech_s": math.nan, "error": error}
+
+
+def _worker_died(name: str, after: int) -> UserError:
+    """The one-line error for a worker process that died (killed, out of memory): never a hang."""
+    return UserError(f"{name}: a worker process died (killed, or out of memory) before this recording and the "
+                     f"{after} after it were done; predict again, with --jobs 1 (jobs=1) or fewer files at a "
+                     "time if it happens again")
 
 
 # ------------------------------------------------------------------ the scoring workers

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -165,9 +168,6 @@ def test_scoring_workers_are_kept_between_calls_and_a_dead_one_is_a_clear_error(
     """The pool of scoring workers outlives a call (each holds the model); a worker that dies (killed,
     out of memory) ends that call with a one-line error naming a file and the fix, never a hang, and
     the next call starts a fresh pool."""
-    import os
-    import signal
-
     paths = list(feature_set.manifest["path"].astype(str)[:12])
     scorer = predictor(trained["1d"], jobs=2)
     first = scorer.predict(paths)
@@ -186,6 +186,48 @@ def test_scoring_workers_are_kept_between_calls_and_a_dead_one_is_a_clear_error(
     np.testing.assert_allclose(recovered[PROBS].to_numpy(), first[PROBS].to_numpy(), atol=1e-6, rtol=0)
     scorer.close()
     assert scorer._pool is None
+
+
+def _grandchildren() -> list[int]:
+    """Live processes two levels below this one (pool workers: children of the fork server)."""
+    def children(pid: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return found
+
+    return [grandchild for child in children(os.getpid()) for grandchild in children(child)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the pool's workers")
+def test_a_dead_preparing_worker_is_a_clear_error_not_a_hang(trained, feature_set):
+    """The GPU's way (workers prepare, this process scores): a worker killed mid-run ends the call with
+    the one-line error, where a multiprocessing.Pool would wait forever for the lost task."""
+    import threading
+
+    paths = list(feature_set.manifest["path"].astype(str)) * 20
+    killed = []
+
+    def kill_a_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            workers = _grandchildren()
+            if workers:
+                time.sleep(0.3)
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            time.sleep(0.02)
+
+    scorer = predictor(trained["1d"], jobs=2, score_in_workers=False)
+    thread = threading.Thread(target=kill_a_worker, daemon=True)
+    thread.start()
+    with pytest.raises(UserError, match=r"worker process died.*--jobs 1") as err:
+        scorer.predict(paths)
+    thread.join()
+    assert killed and "\n" not in str(err.value) and str(err.value).split(": ")[0] in paths
 
 
 def test_mean1d_uses_the_valid_frames_only(trained, feature_set):
