@@ -46,7 +46,7 @@ demo: setup
 # JupyterLab on the notebooks. First makes sure they have a corpus (the one `make demo` used, else
 # a demo corpus under data/, else the quick demo corpus, generated here), so Run All works anywhere.
 lab: setup
-	$(PY) -m ser_utils.corpus_discovery
+	$(PY) -m ser_utils.data.discovery
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup

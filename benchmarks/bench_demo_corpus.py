@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import demo_corpus  # noqa: E402
+from ser_utils.data import demo_corpus  # noqa: E402
 from ser_utils.config import N_ACTORS  # noqa: E402
 
 

@@ -34,7 +34,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import audio, config, feature_cache, features, workers  # noqa: E402
+from ser_utils import config, features, workers
+from ser_utils.data import audio
+from ser_utils.features import cache as feature_cache  # noqa: E402
 from ser_utils.config import Feature1DConfig, Feature2DConfig, PreprocessConfig  # noqa: E402
 
 CORPUS_CLIPS = config.N_CLIPS_RELEASED
@@ -149,12 +151,12 @@ def time_extract(paths, cache_root: Path, pre, f1, f2, jobs: int, force: bool,
             warnings.simplefilter("ignore")
             features.extract(manifest, cache_root, pre, f1, f2, jobs=jobs, progress=False, force=force)
 
-    saved = feature_cache.MP_START_METHOD
-    feature_cache.MP_START_METHOD = start_method
+    saved = workers.START_METHOD_OVERRIDE
+    workers.START_METHOD_OVERRIDE = start_method
     try:
         return timed(run)
     finally:
-        feature_cache.MP_START_METHOD = saved
+        workers.START_METHOD_OVERRIDE = saved
 
 
 def timing_table(paths, pre, f1, f2, jobs: int, cache_root: Path) -> pd.DataFrame:

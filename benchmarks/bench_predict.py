@@ -40,10 +40,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import config, fileio, inference, runs, runtime, windowing  # noqa: E402
+from ser_utils import config, fileio, runs
+from ser_utils.predict import windowing
+from ser_utils.training import checkpoint as inference, runtime  # noqa: E402
 from ser_utils.models import build_model  # noqa: E402
-from ser_utils.predictor import Predictor, find_audio  # noqa: E402
-from ser_utils.training_data import TrainingData  # noqa: E402
+from ser_utils.predict.predictor import Predictor, find_audio  # noqa: E402
+from ser_utils.training.data import TrainingData  # noqa: E402
 
 TARGETS = {"1d": 300.0, "2d": 80.0}  # clips/s on 2 CPU cores
 REPEATS = 3  # warm batched calls; the median is reported (a shared machine's speed varies from call to call)
@@ -105,12 +107,12 @@ def untrained_run(model: str, folder: Path) -> Path:
 
 def clip_paths(data: str | None, n: int, tmp: Path) -> tuple[list[str], str]:
     """--n paths cycling over the clips of --data, the recorded demo corpus, or a fresh tiny one."""
-    from ser_utils import corpus_discovery, demo_corpus
+    from ser_utils.data import discovery, demo_corpus
 
     if data:
         folder, source = Path(data), data
     else:
-        found = corpus_discovery.find_corpus()
+        found = discovery.find_corpus()
         if found is not None:
             folder, source = Path(found.path), f"{found.path} ({found.source})"
         else:

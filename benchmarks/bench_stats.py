@@ -32,7 +32,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import claims, config, published, stats  # noqa: E402
+from ser_utils import config, stats
+from ser_utils.analysis import claims, published  # noqa: E402
 
 EMOTIONS = np.array(config.EMOTIONS)
 EXTRA = [("combined-varlen", "silu", 0.001), ("resnet101", "relu", 0.001)]

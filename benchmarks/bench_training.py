@@ -3,7 +3,7 @@
 For each model (and each precision asked for), on synthetic preloaded tensors of the real
 shapes (the variable-length models get clips of 1.3-5 s), time:
 
-* ``loop``: :func:`ser_utils.training.train_epoch`, the loop :func:`ser_utils.training.run`
+* ``loop``: :func:`ser_utils.training.loop.train_epoch`, the loop :func:`ser_utils.training.loop.run`
   uses (permutation or length buckets, index gathers, autocast, loss/accuracy accumulation,
   LR scheduler, one host sync per epoch);
 * ``bare``: the same number of batches, already gathered into separate tensors, through
@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_utils import batching, config, fileio, models, runtime, training, training_data  # noqa: E402
+from ser_utils import config, fileio, models, training
+from ser_utils.training import batching, runtime, data as training_data  # noqa: E402
 from ser_utils.models.layers import needs_lengths  # noqa: E402
 
 #: Frames of a 1.3-5 s clip: the un-cropped 1D rows (hop 160) and the un-resized log-mel (hop 256).

@@ -38,7 +38,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ser_utils import config, fileio, grid, pipeline, runs  # noqa: E402
+from ser_utils import config, fileio, pipeline, runs
+from ser_utils.experiments import grid  # noqa: E402
 
 #: The sweep of the check: the report's 27 configurations, 3 epochs each.
 SWEEP_EPOCHS = 3

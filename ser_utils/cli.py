@@ -84,7 +84,7 @@ def _add_main_job_parser(commands) -> None:
 
 
 def _grid(args: argparse.Namespace) -> dict:
-    from ser_utils import grid as sweep_grid
+    from ser_utils.experiments import grid as sweep_grid
 
     chosen = {}
     if args.models:
@@ -171,7 +171,7 @@ def _add_report_parser(commands) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from ser_utils import demo_corpus
+    from ser_utils.data import demo_corpus
 
     out = demo_corpus.generate(args.out, n_actors=args.actors, seed=args.seed, jobs=args.jobs)
     print(f"demo corpus ({config.SYNTHETIC_LABEL}): {out}")
@@ -179,7 +179,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from ser_utils import dataset, fileio
+    from ser_utils import fileio
+    from ser_utils.data import dataset
 
     frame = dataset.manifest(args.data, split_method=args.split, seed=args.seed)
     fileio.write_csv(args.out, frame)
@@ -194,9 +195,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from ser_utils import dataset, features
+    from ser_utils import features
+    from ser_utils.data import dataset
 
-    from ser_utils.corpus_discovery import record_corpus
+    from ser_utils.data.discovery import record_corpus
 
     clips, _ = dataset.scan(args.data)
     feature_set = features.extract(clips, cache_root=args.out, jobs=args.jobs, force=args.force)
@@ -216,7 +218,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ser_utils import sweep
+    from ser_utils.experiments import sweep
 
     if args.jobs is not None:
         return _cmd_sweep_jobs(args)
@@ -255,7 +257,7 @@ def _cmd_sweep_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ser_utils import report
+    from ser_utils.analysis import report
 
     index = report.export_report(args.runs, args.out, executed_dir=args.executed, code=not args.no_code)
     print(f"report: {index}")
@@ -263,7 +265,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_slurm_parser(commands) -> None:
-    from ser_utils import slurm
+    from ser_utils.experiments import slurm
 
     script = _command(commands, "slurm-script",
                       "print the sbatch script of the sweep as a SLURM job array (or of its feature job)",
@@ -290,7 +292,7 @@ def _add_slurm_parser(commands) -> None:
 
 
 def cmd_slurm_script(args: argparse.Namespace) -> int:
-    from ser_utils import slurm
+    from ser_utils.experiments import slurm
 
     if args.features:
         text = slurm.features_script(cpus_per_task=args.cpus_per_task, time=args.time or slurm.DEFAULT_FEATURES_TIME,
@@ -330,7 +332,7 @@ def _add_predict_parser(commands) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ser_utils import prediction_output
+    from ser_utils.predict import output as prediction_output
 
     return prediction_output.run_predict([str(p) for p in args.paths], run=args.run, runs_dir=args.runs,
                                          fmt=args.format, out=args.out, device=args.device, hop_s=args.hop,

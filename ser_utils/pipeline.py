@@ -27,8 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ser_utils import config, corpus_discovery, fileio, nbexec, runs, shards
-from ser_utils import grid as grid_module
+from ser_utils import config, fileio, runs
+from ser_utils.data import discovery
+from ser_utils.experiments import nbexec, shards
+from ser_utils.experiments import grid as grid_module
 from ser_utils.errors import UserError
 
 #: Time limit of one cell of the story and analysis notebooks (seconds): the slowest, the
@@ -90,7 +92,9 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
     ``grid`` narrows the sweep (``{"models": [...], "activations": [...], "lrs": [...]}``); by
     default it is the report's 27 configurations.
     """
-    from ser_utils import feature_cache, report, sweep
+    from ser_utils.analysis import report
+    from ser_utils.experiments import sweep
+    from ser_utils.features import cache as feature_cache
 
     profile, why = choose_profile(profile, device)
     emit(f"profile: {profile} ({why})")
@@ -108,7 +112,7 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         return value
 
     data_dir = stage("corpus", lambda: _corpus(prof, data))
-    corpus_discovery.record_corpus(data_dir, out, by="main job")  # notebooks opened later find it
+    discovery.record_corpus(data_dir, out, by="main job")  # notebooks opened later find it
     stage("manifest", lambda: _write_manifest(data_dir, out / "manifest.csv"))
     features_dir = out / "features"
     stage("features", lambda: sweep.prepare_features(data_dir, features_dir))
@@ -183,7 +187,8 @@ def sharded_sweep(data: str | Path | None, out: str | Path, *, models, activatio
                   inactivity_timeout: float | None = None, emit=print) -> ShardedSweep:
     """``sweep --jobs N``: check the request and extract the features once, then run the sweep
     as parallel shards (:func:`parallel_sweep`: ``N`` per GPU, or ``N`` in all on a CPU)."""
-    from ser_utils import dataset, sweep
+    from ser_utils.data import dataset
+    from ser_utils.experiments import sweep
 
     models, activations = grid_module.parse_names(models), grid_module.parse_names(activations)
     lrs, seeds = grid_module.parse_lrs(lrs), grid_module.parse_seeds(seeds)
@@ -223,7 +228,7 @@ def parallel_sweep(data_dir: Path, out: Path, epochs: str, device: str, features
 
     from tqdm.auto import tqdm
 
-    from ser_utils import sweep
+    from ser_utils.experiments import sweep
 
     grid = grid or {}
     configs = grid_module.configurations(**grid)
@@ -277,14 +282,14 @@ def gpu_names() -> list[str]:
 
 def _write_manifest(data_dir: Path, path: Path) -> Path:
     """``<out>/manifest.csv``: one row per clip with its split (the report's random split, seed 42)."""
-    from ser_utils import dataset
+    from ser_utils.data import dataset
 
     return fileio.write_csv(path, dataset.manifest(data_dir))
 
 
 def _corpus(prof: Profile, data: str | Path | None) -> Path:
     """The data folder: the user's (``--data`` / $CREMA_D_DIR) or the profile's demo corpus."""
-    from ser_utils import dataset, demo_corpus
+    from ser_utils.data import dataset, demo_corpus
 
     if data is not None or os.environ.get(config.DATA_ENV_VAR):
         return dataset.locate(data).root
@@ -312,7 +317,7 @@ class _outputs_env:
 
 def _summary(prof: Profile, data_dir: Path, out: Path, failed: list[str], index: Path, timings: dict,
              total: float) -> dict:
-    from ser_utils import dataset
+    from ser_utils.data import dataset
 
     results = runs.collect_results(out / "runs")
     finished = runs.finished(results)

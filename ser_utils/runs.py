@@ -1,11 +1,11 @@
 """The run folder: its files, its statuses, reading it back, and the results table built from many.
 
-One training run writes ``<runs_dir>/<run_id>/`` (see :mod:`ser_utils.training` for who writes
+One training run writes ``<runs_dir>/<run_id>/`` (see :mod:`ser_utils.training.loop` for who writes
 what)::
 
     config.json      the settings, the data it saw (corpus, split sizes) and the schedule used
     history.csv      per epoch: train/val loss and accuracy, learning rate, epoch time
-    best.pt          the checkpoint with the lowest validation loss (:mod:`ser_utils.inference`)
+    best.pt          the checkpoint with the lowest validation loss (:mod:`ser_utils.training.checkpoint`)
     predictions.csv  one row per test clip: index, path, true, predicted, one probability per class
     confusion.csv    rows = true emotion, columns = predicted emotion
     metrics.json     written last: status (complete | diverged | failed) and the test metrics
@@ -154,7 +154,7 @@ def differences(run_dir: str | Path, requested: Mapping[str, Any], corpus: str |
                 corpus_clips: str | None = None) -> list[str]:
     """How a finished run's settings differ from ``requested`` (every result-affecting field of
     :meth:`config.TrainConfig.result_settings`), e.g. ``["epochs 12 -> 4", "corpus crema-d -> synthetic"]``.
-    ``corpus_clips`` (:func:`ser_utils.dataset.corpus_fingerprint`) tells corpora with the same label apart.
+    ``corpus_clips`` (:func:`ser_utils.data.dataset.corpus_fingerprint`) tells corpora with the same label apart.
 
     A field the run did not record counts as a difference: a run from an older version of the
     suite is never silently taken for the new one.
@@ -263,3 +263,13 @@ def load_results(runs_dir: str | Path = config.RUNS_DIR, results_csv: str | Path
                                     f"results_csv empty to collect from {runs_dir}")
         return sort_runs(pd.read_csv(path))
     return collect_results(runs_dir)
+
+
+def resolve_runs_dir(runs_dir: str | Path) -> Path:
+    """The folder of run folders: ``runs_dir`` itself, or its ``runs/`` when given a sweep's ``--out``."""
+    runs_dir = Path(runs_dir)
+    nested = runs_dir / "runs"
+    if nested.is_dir() and not any((d / CONFIG_FILE).is_file() or (d / METRICS_FILE).is_file()
+                                   for d in runs_dir.iterdir() if d.is_dir()):
+        return nested
+    return runs_dir

@@ -49,7 +49,7 @@ TINY_ACTORS = 3  # 246 clips: the smallest corpus every split and notebook accep
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A 3-actor demo corpus (real synthetic speech), generated once per test session."""
-    from ser_utils import demo_corpus
+    from ser_utils.data import demo_corpus
 
     root = tmp_path_factory.mktemp("tiny-corpus")
     demo_corpus.generate(root, n_actors=TINY_ACTORS, seed=42, progress=False)

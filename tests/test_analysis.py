@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 
 from ser_utils.errors import UserError
-from ser_utils import analysis, config, dataset, plots, published, runs, stats, sweep
+from ser_utils import analysis, config, runs, stats
+from ser_utils.analysis import plots, published
+from ser_utils.data import dataset
+from ser_utils.experiments import sweep
 from tests.conftest import SHARED_CREMA_D
 
 #: A 1x1 PNG: enough for an executed notebook with an image output.

@@ -80,14 +80,60 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle_anywhere_in_the_package():
     graph = import_graph()
-    assert "ser_utils.training" in graph and graph["ser_utils.training"]  # the walk sees real imports
+    assert "ser_utils.training.loop" in graph and graph["ser_utils.training.loop"]  # the walk sees real imports
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """import-linter's ``lint-imports`` on the package under ``root``, with the contracts of
+    ``root/pyproject.toml`` (the layers, top to bottom, and the independent pairs)."""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    script = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(script), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_layers_contract_holds():
+    result = lint_imports(config.REPO_ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "BROKEN" not in result.stdout and "0 broken" in result.stdout
+
+
+def test_the_layers_contract_fails_on_a_planted_forbidden_import(tmp_path):
+    """The contract is not decoration: prediction importing the sweep, or the lowest layer
+    importing training, is reported with the offending line."""
+    import shutil
+
+    shutil.copytree(PACKAGE, tmp_path / "ser_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(config.REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    windowing = tmp_path / "ser_utils" / "predict" / "windowing.py"
+    windowing.write_text(windowing.read_text() + "\nfrom ser_utils.experiments import sweep  # planted\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "ser_utils.predict.windowing -> ser_utils.experiments.sweep" in result.stdout
+    windowing.write_text(windowing.read_text().replace("from ser_utils.experiments import sweep  # planted", ""))
+    fileio = tmp_path / "ser_utils" / "fileio.py"
+    fileio.write_text(fileio.read_text() + "\n\ndef _planted():\n    from ser_utils.training import loop\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0 and "ser_utils.fileio -> ser_utils.training.loop" in result.stdout
+
+
+def test_the_top_of_the_package_holds_only_the_shared_modules():
+    """Everything else lives in its layer's subpackage (data, features, models, training,
+    experiments, analysis, predict, notebook)."""
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert top == ["cli", "config", "errors", "fileio", "pipeline", "runs", "stats", "workers"]
+    assert sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()) == [
+        "analysis", "data", "experiments", "features", "models", "notebook", "predict", "training"]
+
+
 def test_the_run_folder_and_the_analysis_never_import_torch():
     """runs, analysis, report and published read JSON and CSV only: the analysis starts fast."""
-    code = ("import sys; import ser_utils.runs, ser_utils.analysis, ser_utils.report, ser_utils.published; "
+    code = ("import sys; import ser_utils.runs, ser_utils.analysis.tables, ser_utils.analysis.report, ser_utils.analysis.published; "
             "print('torch' in sys.modules)")
     out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True,
                          cwd=config.REPO_ROOT, check=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_utils import audio
+from ser_utils.data import audio
 from ser_utils.config import PreprocessConfig
 
 SR = 16_000

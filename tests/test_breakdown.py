@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_utils import breakdown, config, dataset, stats
+from ser_utils import config, stats
+from ser_utils.analysis import breakdown
+from ser_utils.data import dataset
 from tests.conftest import SHARED_CREMA_D
 from tests.test_analysis import fake_clip_names, make_fake_sweep
 from ser_utils import runs

@@ -14,7 +14,8 @@ import pytest
 
 from statsmodels.stats.contingency_tables import mcnemar  # the dev extra's reference implementation
 
-from ser_utils import claims, config, published, stats
+from ser_utils import config, stats
+from ser_utils.analysis import claims, published
 
 EMOTIONS = np.array(config.EMOTIONS)
 N = 2233  # the size of the report's test split on our split of the 7,442 clips

@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from ser_utils import cli, dataset
+from ser_utils import cli
+from ser_utils.data import dataset
 from tests.conftest import make_name_folder
 from tests.test_dataset import LFS_POINTER
 

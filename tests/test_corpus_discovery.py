@@ -8,7 +8,8 @@ import textwrap
 import nbformat
 import pytest
 
-from ser_utils import config, corpus_discovery, dataset, notebook
+from ser_utils import config, notebook
+from ser_utils.data import discovery, dataset
 
 
 def fake_demo(folder):
@@ -25,58 +26,58 @@ def repo(tmp_path, monkeypatch):
     data.mkdir()
     monkeypatch.delenv(config.DATA_ENV_VAR, raising=False)
     monkeypatch.setattr(config, "OUTPUTS_DIR", outputs)
-    monkeypatch.setattr(corpus_discovery, "quick_demo_corpus", lambda: (data / "demo-corpus-quick", 1))
+    monkeypatch.setattr(discovery, "quick_demo_corpus", lambda: (data / "demo-corpus-quick", 1))
     return tmp_path
 
 
 def test_the_quick_demo_corpus_is_the_one_make_demo_writes():
     from ser_utils.pipeline import PROFILES
 
-    assert (PROFILES["quick"].demo_dir, PROFILES["quick"].actors) == corpus_discovery.quick_demo_corpus()
+    assert (PROFILES["quick"].demo_dir, PROFILES["quick"].actors) == discovery.quick_demo_corpus()
 
 
 def test_nothing_found_in_an_empty_clone(repo):
-    assert corpus_discovery.find_corpus() is None
+    assert discovery.find_corpus() is None
 
 
 def test_a_demo_corpus_is_found_and_the_quick_one_comes_first(repo):
     fake_demo(repo / "data" / "demo-corpus")
-    assert corpus_discovery.find_corpus().path == repo / "data" / "demo-corpus"
+    assert discovery.find_corpus().path == repo / "data" / "demo-corpus"
     fake_demo(repo / "data" / "demo-corpus-quick")
-    assert corpus_discovery.find_corpus().path == repo / "data" / "demo-corpus-quick"
+    assert discovery.find_corpus().path == repo / "data" / "demo-corpus-quick"
 
 
 def test_a_corpus_still_being_generated_is_not_used(repo):
     (repo / "data" / "demo-corpus-quick" / "AudioWAV").mkdir(parents=True)  # no marker yet
-    assert corpus_discovery.find_corpus() is None
+    assert discovery.find_corpus() is None
 
 
 def test_the_recorded_corpus_beats_a_demo_corpus(repo):
     fake_demo(repo / "data" / "demo-corpus-quick")
     used = fake_demo(repo / "elsewhere" / "tiny")
-    written = corpus_discovery.record_corpus(used / "AudioWAV", by="features")  # AudioWAV/ -> its root
-    assert written == repo / "outputs" / corpus_discovery.CORPUS_RECORD
+    written = discovery.record_corpus(used / "AudioWAV", by="features")  # AudioWAV/ -> its root
+    assert written == repo / "outputs" / discovery.CORPUS_RECORD
     record = json.loads(written.read_text())
     assert record == {"data_dir": str(used.resolve()), "corpus": "synthetic", "recorded_by": "features"}
-    found = corpus_discovery.find_corpus()
+    found = discovery.find_corpus()
     assert found.path == used.resolve() and "corpus.json" in found.source
 
 
 def test_a_record_of_a_deleted_corpus_is_skipped(repo):
     quick = fake_demo(repo / "data" / "demo-corpus-quick")
     gone = fake_demo(repo / "gone")
-    corpus_discovery.record_corpus(gone)
+    discovery.record_corpus(gone)
     (gone / dataset.DEMO_MARKER).unlink()
     (gone / "AudioWAV").rmdir()
     gone.rmdir()
-    assert corpus_discovery.find_corpus().path == quick
+    assert discovery.find_corpus().path == quick
 
 
 def test_recording_the_same_corpus_again_leaves_the_file_alone(repo):
     corpus = fake_demo(repo / "c")
-    path = corpus_discovery.record_corpus(corpus, by="main job")
+    path = discovery.record_corpus(corpus, by="main job")
     before = path.stat().st_mtime_ns
-    corpus_discovery.record_corpus(corpus, by="notebook 02")
+    discovery.record_corpus(corpus, by="notebook 02")
     assert path.stat().st_mtime_ns == before
     assert json.loads(path.read_text())["recorded_by"] == "main job"
 
@@ -84,7 +85,7 @@ def test_recording_the_same_corpus_again_leaves_the_file_alone(repo):
 def test_crema_d_dir_wins_even_when_wrong_so_the_error_names_it(repo, monkeypatch):
     fake_demo(repo / "data" / "demo-corpus-quick")
     monkeypatch.setenv(config.DATA_ENV_VAR, str(repo / "no-such-crema-d"))
-    assert corpus_discovery.find_corpus().path == repo / "no-such-crema-d"
+    assert discovery.find_corpus().path == repo / "no-such-crema-d"
     with pytest.raises(dataset.DataError, match="no-such-crema-d: no such folder"):
         notebook.setup("02_preprocessing", "", show=False)
 
@@ -111,7 +112,7 @@ def test_notebook_01s_setup_generates_the_demo_corpus_when_there_is_none(repo):
     quick = repo / "data" / "demo-corpus-quick"
     assert ctx.root == quick.resolve() and ctx.synthetic
     assert len(list((quick / "AudioWAV").glob("*.wav"))) == 82  # one actor's CREMA-D grid
-    assert corpus_discovery.find_corpus().path == quick  # found, not generated, the next time
+    assert discovery.find_corpus().path == quick  # found, not generated, the next time
 
 
 def _run_in_kernel(tmp_path, source: str) -> nbformat.NotebookNode:
@@ -145,7 +146,7 @@ def test_a_refused_run_folder_in_a_notebook_is_one_line_too(tmp_path, tiny_corpu
     notebook 10's run_dir) shows the one-line message the command line prints, not a traceback."""
     nb = _run_in_kernel(tmp_path, f"""
         from ser_utils import notebook
-        from ser_utils.predictor import Predictor
+        from ser_utils.predict.predictor import Predictor
         notebook.setup("10_predict", {str(tiny_corpus)!r}, show=False)
         Predictor.from_run({str(tmp_path)!r})
         """)

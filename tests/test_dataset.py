@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ser_utils import config, dataset
+from ser_utils import config
+from ser_utils.data import dataset
 from tests.conftest import make_name_folder
 
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"

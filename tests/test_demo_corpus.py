@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_utils import dataset
-from ser_utils import demo_corpus as dc
+from ser_utils.data import dataset
+from ser_utils.data import demo_corpus as dc
 from ser_utils.errors import UserError
 from ser_utils.config import EMOTIONS, N_CLIPS_GRID, SENTENCES
-from ser_utils.demo_corpus.espeak import engine
-from ser_utils.demo_corpus.writer import _remove_stale_clips
+from ser_utils.data.demo_corpus.espeak import engine
+from ser_utils.data.demo_corpus.writer import _remove_stale_clips
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav$")
 
@@ -178,7 +178,7 @@ def test_marker_records_the_parameters(corpus):
     assert dc.is_demo_corpus(corpus) and not dc.is_demo_corpus(corpus / dc.AUDIO_SUBDIR)
     assert dataset.corpus_label(corpus) == "synthetic"  # what labels every number synthetic
     marker = json.loads((corpus / dc.CORPUS_MARKER).read_text())
-    assert marker["generator"] == "ser_utils.demo_corpus"
+    assert marker["generator"] == "ser_utils.data.demo_corpus"
     assert (marker["seed"], marker["n_actors"], marker["n_clips"]) == (42, 2, 164)
     assert marker["version"] == dc.GENERATOR_VERSION
     assert 1.3 <= marker["duration_s"]["min"] <= marker["duration_s"]["max"] <= 5.0
@@ -232,16 +232,16 @@ def test_unknown_voices_are_rejected():
 def test_imports_go_one_way_and_load_nothing():
     """dataset/config never import the generator; importing it starts no eSpeak."""
     code = (
-        "import sys; import ser_utils.dataset, ser_utils.config\n"
-        "assert not [m for m in sys.modules if m.startswith('ser_utils.demo_corpus')]\n"
-        "import ser_utils.demo_corpus.espeak as e; assert e._ENGINE is None\n"
+        "import sys; import ser_utils.data.dataset, ser_utils.config\n"
+        "assert not [m for m in sys.modules if m.startswith('ser_utils.data.demo_corpus')]\n"
+        "import ser_utils.data.demo_corpus.espeak as e; assert e._ENGINE is None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     package = Path(dc.__file__).parent
     for module in ("espeak", "seeding", "voices", "acoustics"):
         imported = {node.module for node in ast.walk(ast.parse((package / f"{module}.py").read_text()))
                     if isinstance(node, ast.ImportFrom) and node.module}
-        assert "ser_utils.demo_corpus.writer" not in imported, module
+        assert "ser_utils.data.demo_corpus.writer" not in imported, module
 
 
 # -------------------------------------------------------------- emotion is real

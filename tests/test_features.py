@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser_utils import audio, config, features
+from ser_utils import config, features
+from ser_utils.data import audio
 from ser_utils.config import Feature1DConfig, Feature2DConfig, PreprocessConfig
 
 SR = 16_000
@@ -140,7 +141,7 @@ def test_fmax_is_clamped_to_nyquist(signal):
     assert F2.fmax == 10_000 and F2.effective_fmax(SR) == 8_000
     at_nyquist = features.logmel_scaled(signal, SR, Feature2DConfig(fmax=8_000))
     np.testing.assert_array_equal(features.logmel_scaled(signal, SR, F2), at_nyquist)
-    bank = features._bank_2d(SR, 1024, 64, F2.effective_fmax(SR))
+    bank = features.definitions._bank_2d(SR, 1024, 64, F2.effective_fmax(SR))
     assert bank.mel.toarray()[-1].any()  # the top band is not empty (it would be above Nyquist)
     assert F2.effective_fmax(32_000) == 10_000
 
@@ -209,13 +210,13 @@ def corpus(tmp_path):
 def counter(monkeypatch):
     """Counts clip extractions in this process (extract(jobs=1) runs them here)."""
     calls = []
-    original = features._extract_one
+    original = features.definitions._extract_one
 
     def counting(path, *args):
         calls.append(path)
         return original(path, *args)
 
-    monkeypatch.setattr(features, "_extract_one", counting)
+    monkeypatch.setattr(features.definitions, "_extract_one", counting)
     return calls
 
 
@@ -292,7 +293,7 @@ def test_changed_file_invalidates(corpus, counter):
 
 def test_interrupted_extraction_leaves_no_complete_looking_cache(corpus, monkeypatch):
     manifest, _, cache = corpus
-    original, calls = features._extract_one, []
+    original, calls = features.definitions._extract_one, []
 
     def crash_on_third(path, *args):
         calls.append(path)
@@ -300,12 +301,12 @@ def test_interrupted_extraction_leaves_no_complete_looking_cache(corpus, monkeyp
             raise RuntimeError("simulated crash")
         return original(path, *args)
 
-    monkeypatch.setattr(features, "_extract_one", crash_on_third)
+    monkeypatch.setattr(features.definitions, "_extract_one", crash_on_third)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _extract(manifest, cache)
     leftovers = list(cache.iterdir()) if cache.exists() else []
     assert leftovers == []  # the temporary folder is removed, nothing was renamed into place
-    monkeypatch.setattr(features, "_extract_one", original)
+    monkeypatch.setattr(features.definitions, "_extract_one", original)
     assert not _extract(manifest, cache).from_cache
 
 
@@ -358,27 +359,6 @@ def test_cache_is_complete_needs_this_folders_key_and_our_version(tmp_path):
     assert not features.cache_is_complete(folder)
 
 
-def test_feature_modules_import_only_downwards():
-    """dsp <- feature_cache <- features: the primitives and the cache never import the feature
-    definitions (no import circle, also none inside a function)."""
-    import ast
-
-    from ser_utils import config
-
-    allowed = {"dsp": set(), "feature_cache": {"audio", "config", "dsp", "fileio", "workers"},
-               "features": {"audio", "config", "dsp", "feature_cache"}}
-    for stem, ok in allowed.items():
-        tree = ast.parse((config.REPO_ROOT / "ser_utils" / f"{stem}.py").read_text())
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ser_utils"):
-                module = node.module.removeprefix("ser_utils").lstrip(".")
-                found |= {module.split(".")[0]} if module else {alias.name for alias in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ser_utils.")}
-        assert found <= ok, f"ser_utils/{stem}.py imports {sorted(found - ok)}"
-
-
 # ---------------------------------------------------------- start method, hygiene
 def _torch_imported(_):
     import sys
@@ -391,11 +371,10 @@ def test_pool_never_forks_the_caller():
     kernel that imported torch has thread pools whose locks a fork could copy held."""
     import torch  # noqa: F401 - the caller has torch, as notebook 03's kernel does
 
-    from ser_utils import feature_cache, workers
+    from ser_utils import workers
 
-    assert feature_cache.MP_START_METHOD is None and workers.start_method() in ("forkserver", "spawn")
-    with workers.pool_context().Pool(1) as pool:
-        assert pool.map(_torch_imported, [0]) == [False]
+    assert workers.START_METHOD_OVERRIDE is None and workers.start_method() in ("forkserver", "spawn")
+    assert list(workers.imap_unordered(_torch_imported, [0], jobs=1)) == [False]
 
 
 def _fake_cache(folder, size: int, meta: bool = True):
@@ -407,7 +386,7 @@ def _fake_cache(folder, size: int, meta: bool = True):
 
 
 def test_prune_removes_other_parameter_sets_only(tmp_path):
-    from ser_utils import feature_cache
+    from ser_utils.features import cache as feature_cache
 
     root = tmp_path / "features"
     keep = _fake_cache(root / "v1-7-0123456789abcdef", 1000)

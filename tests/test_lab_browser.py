@@ -7,7 +7,7 @@ one browser page serve two states of a clone:
   Notebook 04 stops at its setup cell with the one line that says how to get a corpus.
   Notebook 01 generates the quick demo corpus (8 actors) with its progress bar, and its
   explorer's widgets render and answer; then 02 (the first feature extraction, which records the
-  corpus) and 08 (no runs yet) run clean, and ``python -m ser_utils.corpus_discovery`` (what
+  corpus) and 08 (no runs yet) run clean, and ``python -m ser_utils.data.discovery`` (what
   ``make lab`` runs before JupyterLab) finds that corpus instead of generating another. The
   other notebooks are left to the second test, which runs them on a corpus 3x smaller: here they
   would see the same thing (a demo corpus, its cached features) with no sweep run to collide
@@ -38,7 +38,8 @@ from pathlib import Path
 
 import pytest
 
-from ser_utils import config, corpus_discovery, demo_corpus
+from ser_utils import config
+from ser_utils.data import discovery as corpus_discovery, demo_corpus
 from tests import jupyterlab_driver as driver
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -186,7 +187,7 @@ def test_make_lab_first(page, lab, clone, lab_env, tmp_path):
     nb08 = run_notebook(page, lab, clone, "08_analysis", tmp_path)
     assert "synthetic" in text_of(setup_cell(nb08)).lower()
 
-    make_lab = subprocess.run([sys.executable, "-m", "ser_utils.corpus_discovery"], env=lab_env, cwd=clone,
+    make_lab = subprocess.run([sys.executable, "-m", "ser_utils.data.discovery"], env=lab_env, cwd=clone,
                               capture_output=True, text=True, timeout=120)
     assert make_lab.returncode == 0, make_lab.stderr
     assert str(quick) in make_lab.stdout and "generated" not in make_lab.stdout
@@ -224,7 +225,7 @@ def test_after_make_demo(page, lab, clone, lab_env, tiny_corpus, tmp_path):
     make_demo_state(clone, lab_env, tiny_corpus)
     record = clone / "outputs" / "corpus.json"
     assert record.is_file(), ("the features command did not record its corpus in outputs/corpus.json"
-                              " (it must call ser_utils.corpus_discovery.record_corpus)")
+                              " (it must call ser_utils.data.discovery.record_corpus)")
     sweep_metrics = clone / "outputs" / "runs" / SWEEP_RUN / "metrics.json"
     sweep_written = sweep_metrics.stat().st_mtime_ns
 

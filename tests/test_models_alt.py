@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ser_utils import batching, config, grid, inference, models, runs, training, training_data
+from ser_utils import config, models, runs, training
+from ser_utils.experiments import grid
+from ser_utils.training import batching, checkpoint as inference, data as training_data
 from ser_utils.models import alternatives, registry
 from ser_utils.models.alternatives import CombinedVarLen
 from ser_utils.models.layers import MaskedGroupNorm, time_mask
@@ -280,7 +282,7 @@ def test_limit_train_keeps_validation_and_test():
 @pytest.mark.slow
 def test_the_sweep_trains_the_alternatives_through_notebook_07(tmp_path, tiny_corpus):
     """combined-varlen and combined-mean1d (the ones that need new inputs) through papermill, 1 epoch."""
-    from ser_utils import sweep
+    from ser_utils.experiments import sweep
 
     result = sweep.run_sweep(tiny_corpus, tmp_path / "out", models="combined-varlen,combined-mean1d",
                              activations=["relu"], lrs=[0.001], epochs=1, batch_size=32, device="cpu",

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ser_utils import config, corpus_discovery, pipeline, shards
+from ser_utils import config, pipeline
+from ser_utils.data import discovery
+from ser_utils.experiments import shards
 from ser_utils.errors import UserError
 
 
@@ -55,7 +57,7 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     assert len(list((out / "report" / "runs").glob("*.html"))) == 2
     assert list((out / "figures" / "07_train").glob("*.png"))  # the kernels wrote under --out
     # notebooks opened later in JupyterLab find the corpus the job used
-    assert corpus_discovery.recorded_corpus(out) == Path(tiny_corpus).resolve()
+    assert discovery.recorded_corpus(out) == Path(tiny_corpus).resolve()
 
 
 # ------------------------------------------------------------------- the profile
@@ -100,7 +102,8 @@ class _Stop(Exception):
 
 def test_main_job_prints_its_profile_and_warns_of_a_large_cache(monkeypatch, tmp_path):
     """Up to the first notebook: the choice is printed first; a cache root over the limit is named."""
-    from ser_utils import feature_cache, nbexec, sweep
+    from ser_utils.experiments import nbexec, sweep
+    from ser_utils.features import cache as feature_cache
 
     def fake_features(data_dir, features_dir):
         folder = features_dir / "v1-7-0123456789abcdef"
@@ -113,7 +116,7 @@ def test_main_job_prints_its_profile_and_warns_of_a_large_cache(monkeypatch, tmp
     monkeypatch.setattr(pipeline, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
     monkeypatch.setattr(pipeline, "_corpus", lambda prof, data: tmp_path / "corpus")
     monkeypatch.setattr(pipeline, "_write_manifest", lambda data_dir, path: path)
-    monkeypatch.setattr(pipeline.corpus_discovery, "record_corpus", lambda *args, **kwargs: None)
+    monkeypatch.setattr(pipeline.discovery, "record_corpus", lambda *args, **kwargs: None)
     monkeypatch.setattr(sweep, "prepare_features", fake_features)
     monkeypatch.setattr(feature_cache, "LARGE_CACHE_BYTES", 1000)
     monkeypatch.setattr(nbexec, "execute_notebooks", stop)
@@ -211,7 +214,7 @@ def test_a_terminated_supervisor_stops_its_shards(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from ser_utils import shards
+        from ser_utils.experiments import shards
         code = "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
         try:
             shards.run_shards(shards.placement(0, 1, [0]), lambda slot: [sys.executable, "-c", code],

@@ -24,11 +24,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from ser_utils import audio, config, dataset, features, inference, runs, runtime, training, windowing
-from ser_utils import predictor as predictor_module
-from ser_utils.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
+from ser_utils import config, features, runs, training
+from ser_utils.data import audio, dataset
+from ser_utils.predict import windowing
+from ser_utils.training import checkpoint as inference, runtime
+from ser_utils.predict import predictor as predictor_module
+from ser_utils.predict.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
 from ser_utils.errors import UserError
-from ser_utils.training_data import TrainingData
+from ser_utils.training.data import TrainingData
 
 pytestmark = pytest.mark.slow
 

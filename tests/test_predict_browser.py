@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ser_utils import config
-from ser_utils.prediction_view import RESULT_CLASS
+from ser_utils.predict.view import RESULT_CLASS
 from tests import jupyterlab_driver as driver
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,11 +32,12 @@ UPLOAD_TIMEOUT_S = 120
 
 TRAIN = textwrap.dedent("""
     import sys
-    from ser_utils import config, corpus_discovery, dataset, features, training
+    from ser_utils import config, features, training
+    from ser_utils.data import discovery, dataset
     corpus = sys.argv[1]
     clips, _ = dataset.scan(corpus)
     feature_set = features.extract(clips, progress=False)
-    corpus_discovery.record_corpus(corpus, config.OUTPUTS_DIR, by="the browser test")
+    discovery.record_corpus(corpus, config.OUTPUTS_DIR, by="the browser test")
     training.run(config.TrainConfig(model="1d", epochs=1, device="cpu"), feature_set, progress=False)
 """)
 

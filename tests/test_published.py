@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from ser_utils import config, published
+from ser_utils import config
+from ser_utils.analysis import published
 
 
 def test_the_best_published_model_is_the_2d_cnn_with_silu_at_lr_0_001():

@@ -14,7 +14,9 @@ import nbformat
 import pytest
 
 from ser_utils.errors import UserError
-from ser_utils import cli, nbexec, report
+from ser_utils import cli
+from ser_utils.analysis import report
+from ser_utils.experiments import nbexec
 from tests.test_analysis import fake_notebook, make_fake_sweep
 
 SMALL_SWEEP = [("1d", "relu", 0.001), ("1d", "silu", 0.01), ("2d", "relu", 0.001), ("combined", "elu", 0.001)]

@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ser_utils import cli, config, runs, slurm
+from ser_utils import cli, config, runs
+from ser_utils.experiments import slurm
 from tests.slurm_cluster import Job, SlurmCluster, final_states, unavailable_reason
 
 LRS = (0.001, 0.01, 0.1)

@@ -15,7 +15,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from ser_utils import cli, config, grid, nbexec, runs, sweep
+from ser_utils import cli, config, runs
+from ser_utils.experiments import grid, nbexec, sweep
 from tests.test_analysis import fake_notebook, write_fake_run
 
 TINY_EPOCHS = 1

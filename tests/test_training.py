@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ser_utils import batching, config, dataset, inference, models, runs, runtime, training, training_data
+from ser_utils import config, models, runs, training
+from ser_utils.data import dataset
+from ser_utils.training import batching, checkpoint, runtime, data as training_data
 from ser_utils.config import TrainConfig
 
 N_CLIPS = 120
@@ -187,9 +189,9 @@ def test_checkpoint_reloads_and_predicts_the_same(first_run, data):
     run_dir = out / cfg.run_id
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     assert ckpt["config"]["model"] == "1d" and "state_dict" in ckpt and ckpt["x1d_mean"].shape == (27,)
-    model = inference.load_model(run_dir)
+    model = checkpoint.load_model(run_dir)
     preds = pd.read_csv(run_dir / "predictions.csv")
-    probs = inference.predict(model, data, preds["index"].to_numpy(), device="cpu")
+    probs = checkpoint.predict(model, data, preds["index"].to_numpy(), device="cpu")
     np.testing.assert_allclose(probs, preds[[f"p_{c}" for c in config.EMOTIONS]].to_numpy(), atol=1e-5)
 
     loaded = runs.load_run(run_dir)
@@ -264,7 +266,7 @@ def test_failure_is_recorded_then_raised(data, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("metrics exploded")
 
-    monkeypatch.setattr(training, "classification_metrics", boom)
+    monkeypatch.setattr(training.loop, "classification_metrics", boom)
     cfg = short_cfg(epochs=1)
     with pytest.raises(RuntimeError, match="metrics exploded"):
         training.run(cfg, data, out_dir=tmp_path, progress=False)

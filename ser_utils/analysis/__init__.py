@@ -1,0 +1,35 @@
+"""The analysis layer: finished runs read back as the report's tables, figures, verdicts and pages.
+
+=================== ==================================================================================
+module              what it holds
+=================== ==================================================================================
+``published``       the course report's published numbers (Tables 2-4, per-class F1, confusions)
+``paired_runs``     finished runs aligned clip by clip per test split; paired comparisons
+``claims``          the report's findings and a verdict for each, computed from our runs
+``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
+``tables``          the report's tables beside the published numbers, confusions, the human baseline
+``plots``           every figure of the suite
+``report``          the HTML export (nbconvert) and its index page
+=================== ==================================================================================
+
+The table functions (``tables``) are re-exported here, so notebook 08 calls
+``analysis.best_per_model(results)``. Nothing here trains: it reads run folders through
+:mod:`ser_utils.runs` and statistics from :mod:`ser_utils.stats`.
+"""
+
+from __future__ import annotations
+
+from ser_utils.analysis.tables import (PERCENT_COLUMNS, TABLE_COLUMNS, TIE_RULE, TIE_RULES, banner_html,
+                                       baseline_table, best_per_model, best_run, caption, clip_file,
+                                       comparison_findings, configuration_table, confused_pairs, f1_from_confusion,
+                                       histories, human_accuracy, human_baseline, human_confusion, human_summary,
+                                       human_vs_model, is_synthetic, model_confusion, per_class_f1, style_table,
+                                       sweep_status, top_runs, vote_score, with_intervals)
+
+__all__ = [
+    "PERCENT_COLUMNS", "TABLE_COLUMNS", "TIE_RULE", "TIE_RULES", "banner_html", "baseline_table", "best_per_model",
+    "best_run", "caption", "clip_file", "comparison_findings", "configuration_table", "confused_pairs",
+    "f1_from_confusion", "histories", "human_accuracy", "human_baseline", "human_confusion", "human_summary",
+    "human_vs_model", "is_synthetic", "model_confusion", "per_class_f1", "style_table", "sweep_status", "top_runs",
+    "vote_score", "with_intervals",
+]

@@ -1,0 +1,112 @@
+"""Helpers of the data tour: clip durations, corpus tables, audio players and the explorer.
+
+The explorer is an ipywidgets panel (emotion / actor / sentence -> waveform, mel
+spectrogram and a player) so a reader can listen to the corpus without writing code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser_utils import config
+
+
+def durations(paths) -> pd.Series:
+    """Duration in seconds of each file, read from the WAV headers only (fast)."""
+    import soundfile as sf
+
+    values = []
+    for path in paths:
+        try:
+            info = sf.info(str(path))
+            values.append(info.frames / info.samplerate)
+        except (RuntimeError, sf.LibsndfileError):
+            values.append(np.nan)
+    return pd.Series(values, index=getattr(paths, "index", None), name="duration_s")
+
+
+def corpus_tables(clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The corpus in numbers: clips per emotion x level, per actor, per sentence, per sex."""
+    tables = {
+        "emotion x level": pd.crosstab(clips["emotion"], clips["intensity"], margins=True),
+        "sentence x emotion": pd.crosstab(clips["sentence"], clips["emotion"], margins=True),
+        "clips per actor": clips.groupby("actor").size().describe().to_frame("clips per actor").T,
+    }
+    if "sex" in clips:
+        actors = clips.groupby("actor")[["sex", "age"]].first()
+        tables["actors by sex"] = actors.groupby("sex").agg(actors=("age", "size"), mean_age=("age", "mean"),
+                                                             min_age=("age", "min"), max_age=("age", "max"))
+    return tables
+
+
+def pick(clips: pd.DataFrame, emotion: str | None = None, actor: int | None = None,
+         sentence: str | None = None, intensity: str | None = None) -> pd.Series:
+    """The first clip matching the given fields (raises a clear error when none does)."""
+    mask = pd.Series(True, index=clips.index)
+    for column, value in (("emotion", emotion), ("actor", actor), ("sentence", sentence), ("intensity", intensity)):
+        if value is not None:
+            mask &= clips[column] == value
+    if not mask.any():
+        raise ValueError(f"no clip with emotion={emotion} actor={actor} sentence={sentence} intensity={intensity}")
+    return clips.loc[mask].iloc[0]
+
+
+def one_per_emotion(clips: pd.DataFrame, actor: int | None = None, sentence: str = "DFA") -> dict[str, pd.Series]:
+    """One clip per emotion from the same actor and sentence, so only the emotion differs."""
+    actor = actor if actor is not None else int(clips["actor"].min())
+    rows = {}
+    for emotion in config.EMOTIONS:
+        subset = clips[(clips["actor"] == actor) & (clips["sentence"] == sentence) & (clips["emotion"] == emotion)]
+        if subset.empty:
+            subset = clips[clips["emotion"] == emotion]
+        rows[emotion] = subset.sort_values("intensity").iloc[-1]
+    return rows
+
+
+def player(path: str | Path):
+    """An audio player for a notebook (IPython.display.Audio)."""
+    from IPython.display import Audio
+
+    return Audio(filename=str(path))
+
+
+def explorer(clips: pd.DataFrame):
+    """An ipywidgets panel: pick emotion, actor and sentence -> waveform, mel spectrogram, player."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ser_utils.analysis import plots
+    from ser_utils.data import audio
+
+    emotion = widgets.Dropdown(options=list(config.EMOTIONS), description="emotion")
+    actor = widgets.Dropdown(options=sorted(int(a) for a in clips["actor"].unique()), description="actor")
+    sentence = widgets.Dropdown(options=sorted(clips["sentence"].unique()), description="sentence")
+    out = widgets.Output()
+
+    def view() -> None:
+        try:
+            row = pick(clips, emotion.value, actor.value, sentence.value)
+        except ValueError as err:
+            print(err)
+            return
+        signal = audio.load(row["path"])
+        fig = plots.waveform_and_mel(signal, title=f"{row['file']} ({config.EMOTION_NAMES[row['emotion']]})")
+        display(fig)
+        plt.close(fig)
+        display(player(row["path"]))
+
+    def show(_change) -> None:
+        with out:
+            out.clear_output(wait=True)
+            view()
+
+    for widget in (emotion, actor, sentence):
+        widget.observe(show, names="value")
+    # The first clip is shown directly, not through the Output widget: a headless run (papermill,
+    # the HTML report) then needs no widget traffic, which is where its kernel could stall.
+    view()
+    return widgets.VBox([widgets.HBox([emotion, actor, sentence]), out])
