@@ -16,7 +16,7 @@ and says which it took (:func:`choose_profile`).
 
 Every stage is resumable: the corpus, the feature cache and finished runs are reused, so a
 second call after an interruption finishes only what is missing. Stage timings are written to
-``<out>/main_job.json`` so the README's figures are measured, not guessed.
+``<out>/main_job.json`` so the figures in docs/measured.md are measured, not guessed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SLURM job scripts for the sweep: a job array with one shard per task, and the feature job before it.
 
-Why generated rather than copied from the README: the script a user submits is then the one the
+Why generated rather than copied from the docs: the script a user submits is then the one the
 test suite submits to a real (single-node) SLURM cluster (``tests/test_slurm.py``), so a typo, a
 wrong shard number or a log path SLURM cannot open fails a test instead of a user's job.
 
@@ -187,7 +187,7 @@ def _quote(text: str) -> str:
 
 
 def _command(words: Sequence[str]) -> str:
-    """Words as shell text, one option and its value a line (the script reads like the README)."""
+    """Words as shell text, one option and its value a line (the script reads like the cluster guide's)."""
     groups: list[list[str]] = [[]]
     for word in words:
         if word.startswith("--"):

@@ -24,8 +24,8 @@ Guarantees
   (:func:`ser_utils.runs.write_results`) after every run, so shards sharing one ``--out`` never
   race and a partial sweep always has a current table.
 
-``--shard K/N`` runs ``configurations[K-1::N]`` (:func:`ser_utils.experiments.grid.shard`); the README's
-cluster section shows the SLURM job array that uses it.
+``--shard K/N`` runs ``configurations[K-1::N]`` (:func:`ser_utils.experiments.grid.shard`); the
+cluster guide (docs/gpu-and-cluster.md) shows the SLURM job array that uses it.
 """
 
 from __future__ import annotations
