@@ -254,19 +254,26 @@ def project_2d(vectors: np.ndarray, method: str = "pca", seed: int = config.SEED
     return PCA(2, random_state=seed).fit_transform(vectors)
 
 
-def neighbour_agreement(vectors: np.ndarray, labels: np.ndarray, k: int = 5) -> dict[str, float]:
+def neighbour_agreement(vectors: np.ndarray, labels: np.ndarray, k: int = 5, n_perm: int = 999,
+                        seed: int = config.SEED) -> dict[str, float]:
     """Share of each clip's ``k`` nearest neighbours (penultimate space) with its emotion, beside the
-    share expected if neighbours were drawn at random (sum of squared class shares)."""
+    share expected if neighbours were drawn at random (sum of squared class shares), and a
+    permutation p-value: the labels shuffled ``n_perm`` times (seeded) over the same neighbours."""
     from sklearn.neighbors import NearestNeighbors
 
     labels = np.asarray(labels)
     k = min(k, len(labels) - 1)
     if k < 1:
-        return {"k": 0, "agreement": float("nan"), "expected": float("nan")}
+        return {"k": 0, "agreement": float("nan"), "expected": float("nan"), "p": float("nan")}
     _, idx = NearestNeighbors(n_neighbors=k + 1).fit(vectors).kneighbors(vectors)
-    same = labels[idx[:, 1:]] == labels[:, None]
+    neighbours = idx[:, 1:]
+    agreement = float((labels[neighbours] == labels[:, None]).mean())
+    rng = np.random.default_rng(seed)
+    shuffled = [rng.permutation(labels) for _ in range(n_perm)]
+    null = np.array([(s[neighbours] == s[:, None]).mean() for s in shuffled])
     shares = np.bincount(labels) / len(labels)
-    return {"k": k, "agreement": float(same.mean()), "expected": float((shares ** 2).sum())}
+    return {"k": k, "agreement": agreement, "expected": float((shares ** 2).sum()),
+            "p": float((1 + (null >= agreement).sum()) / (1 + n_perm))}
 
 
 # ------------------------------------------------------------------------------ findings
@@ -285,9 +292,10 @@ def neighbour_findings(near: dict[str, float], synthetic: bool) -> str:
     if not near["k"]:
         return "Too few clips to look at neighbours."
     ratio = near["agreement"] / near["expected"] if near["expected"] else float("nan")
-    grouped = ("groups clips by emotion well beyond chance" if ratio >= 1.5 else
-               "groups clips by emotion somewhat more than chance" if ratio > 1.1 else
-               "does not group clips by emotion more than chance")
+    grouped = ("does not group clips by emotion more than chance would" if not near["p"] < 0.05 else
+               "groups clips by emotion well beyond chance" if ratio >= 1.5 else
+               "groups clips by emotion somewhat more than chance")
     note = f" ({config.SYNTHETIC_LABEL})" if synthetic else ""
     return (f"Of each clip's {near['k']} nearest neighbours in the penultimate layer, {near['agreement']:.1%} share "
-            f"its emotion, against {near['expected']:.1%} for neighbours drawn at random: the layer {grouped}{note}.")
+            f"its emotion, against {near['expected']:.1%} for neighbours drawn at random (permutation p = "
+            f"{near['p']:.3g}): the layer {grouped}{note}.")

@@ -182,7 +182,7 @@ def calibration_findings(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_
                  "underconfident: it is right more often than its probabilities say" if gap < -0.01 else
                  "about as confident as it is accurate")
     return (f"ECE = **{ece:.3f}** ({n_bins} bins, {len(probs)} clips). Mean top-1 confidence {confidence:.1%} "
-            f"against an accuracy of {accuracy:.1%}: the model is {direction} ({gap:+.1%} points). A model at "
+            f"against an accuracy of {accuracy:.1%}: the model is {direction} ({100 * gap:+.1f} points). A model at "
             f"chance with probabilities near 1/{probs.shape[1]} can have a small ECE: calibration is not accuracy.")
 
 
