@@ -9,6 +9,9 @@ module              what it holds
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
 ``plots``           every figure of the suite
+``error_analysis``  a run's mistakes from its files: confusion read by code, clips, calibration (ECE)
+``attribution``     inside a log-mel model: occlusion, saliency (captum), penultimate-layer embeddings
+``error_plots``     the error analysis's figures: reliability diagram, occlusion maps, embedding map
 ``report``          the HTML export (nbconvert) and its index page
 =================== ==================================================================================
 
