@@ -29,6 +29,7 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_utils import config, fileio, runs, stats
-from ser_utils.training import checkpoint
+from ser_utils.training import augment as augmentation, checkpoint
 from ser_utils.training.batching import batch_inputs, evaluate, to_device_tensors, train_batches
 from ser_utils.config import TrainConfig
 from ser_utils.training.metrics import classification_metrics
@@ -104,8 +105,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 # =================================================================== the hot loop
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, tensors: dict[str, torch.Tensor],
                 y: torch.Tensor, train_idx: torch.Tensor, batch_size: int,
-                generator: torch.Generator, precision: str | None = None) -> tuple[float, float]:
+                generator: torch.Generator, precision: str | None = None,
+                augment: Callable[[tuple, tuple], tuple] | None = None) -> tuple[float, float]:
     """One pass over the training clips in a fresh random order; returns (mean loss, accuracy).
+
+    ``augment(model.inputs, inputs)`` (``--augment spec``: :func:`ser_utils.training.augment.spec_augment`)
+    transforms each training batch's inputs; evaluation never sees it.
 
     ``train_idx`` lives on the CPU (the permutation is drawn there from ``generator`` for
     reproducibility) and is moved to the device once per epoch; batches are slices of it.
@@ -118,8 +123,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
     correct = torch.zeros((), device=device)
     for batch in train_batches(model, tensors, train_idx, batch_size, generator, device):
         target = y[batch]
+        inputs = batch_inputs(model, tensors, batch)
+        if augment is not None:
+            inputs = augment(model.inputs, inputs)
         with autocast(device, precision):
-            logits = model(*batch_inputs(model, tensors, batch))
+            logits = model(*inputs)
         loss = F.cross_entropy(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,6 +198,7 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
     if cfg.model not in MODEL_REGISTRY:
         raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(MODEL_REGISTRY)}")
     get_activation(cfg.activation)  # raises ValueError listing the valid names
+    augmentation.check_augment(cfg.augment)
     if data.split_method is not None and data.split_method != cfg.split:
         raise ValueError(f"the data were split with {data.split_method!r} but cfg.split is {cfg.split!r}")
     for name in SPLIT_NAMES:
@@ -200,20 +209,30 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
 
 
 def _fit(cfg: TrainConfig, model: nn.Module, tensors: dict[str, torch.Tensor], y: torch.Tensor,
-         idx: dict[str, torch.Tensor], n_classes: int, progress: bool, wandb_run: Any) -> FitResult:
-    """The epoch loop: train, validate, keep the best-validation-loss weights, stop on divergence."""
+         idx: dict[str, torch.Tensor], n_classes: int, progress: bool, wandb_run: Any,
+         wave: augmentation.WaveDraw | None = None) -> FitResult:
+    """The epoch loop: train, validate, keep the best-validation-loss weights, stop on divergence.
+
+    ``wave`` (``--augment wave``) writes one augmented copy per training clip before each epoch;
+    ``--augment spec`` masks each training batch from its own generator (seeded by ``cfg.seed``).
+    """
     from tqdm.auto import tqdm
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, len(idx["train"]))
     generator = torch.Generator().manual_seed(cfg.seed)
+    masks = None
+    if augmentation.uses_spec(cfg.augment):
+        masks = functools.partial(augmentation.spec_augment, generator=torch.Generator().manual_seed(cfg.seed + 1))
     result = FitResult(history=[], best_state=None, best_epoch=0, best_val_loss=math.inf,
                        status=runs.STATUS_COMPLETE, epoch_times=[])
     bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.run_id, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
         start = time.perf_counter()
+        if wave is not None:
+            wave.apply(tensors)
         train_loss, train_acc = train_epoch(model, optimizer, scheduler, tensors, y, idx["train"],
-                                            cfg.batch_size, generator, cfg.numeric_precision)
+                                            cfg.batch_size, generator, cfg.numeric_precision, masks)
         lr = optimizer.param_groups[0]["lr"]
         val_loss, val_acc = math.nan, math.nan
         if not is_diverged(train_loss, n_classes):

@@ -1,0 +1,110 @@
+"""Data augmentation (``--augment``): masks only on training batches, reproducible draws, run ids,
+and the wave cache (K copies of training clips only, reused on a second call)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ser_utils import config, runs, training
+from ser_utils.config import SpecAugmentConfig, TrainConfig
+from ser_utils.training import augment, batching, checkpoint, runtime
+from test_training import make_data, short_cfg
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runtime, "usable_cpus", lambda: 1)
+        yield
+
+
+def test_run_id_names_augmentation_and_default_keeps_old_ids():
+    assert TrainConfig(model="2d", activation="silu").run_id == "2d-silu-lr0.001"
+    assert TrainConfig(model="2d", activation="silu", augment="spec").run_id == "2d-silu-lr0.001-aug-spec"
+    assert TrainConfig(model="1d", epochs=4, augment="both").run_id == "1d-relu-lr0.001-e4-aug-both"
+
+
+def test_a_run_recorded_before_augmentation_existed_is_still_reused(tmp_path):
+    run_dir = tmp_path / "1d-relu-lr0.001"
+    run_dir.mkdir()
+    settings = TrainConfig(model="1d").result_settings()
+    old = {k: v for k, v in settings.items() if k != "augment"}
+    (run_dir / runs.CONFIG_FILE).write_text(pd.Series(old).to_json())
+    assert runs.differences(run_dir, settings) == []
+    assert runs.differences(run_dir, {**settings, "augment": "spec"}) == ["augment none -> spec"]
+
+
+def test_same_seed_gives_the_same_masked_batch_and_masks_change_it():
+    x2d = torch.rand(16, 1, 64, 64)
+    x1d = torch.randn(16, 27, 301)
+    first = augment.spec_augment(("x1d", "x2d"), (x1d, x2d), torch.Generator().manual_seed(7))
+    second = augment.spec_augment(("x1d", "x2d"), (x1d, x2d), torch.Generator().manual_seed(7))
+    other = augment.spec_augment(("x1d", "x2d"), (x1d, x2d), torch.Generator().manual_seed(8))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+    masked_2d, masked_1d = first[1], first[0]
+    assert torch.equal(x2d, x2d.clone())  # inputs untouched
+    assert (masked_2d == 0).sum() > (x2d == 0).sum() and (masked_1d == 0).sum() > 0
+    # 1D: whole frames are masked (all 27 rows together), never a single feature row
+    zero_frames = (masked_1d == 0).all(dim=1)
+    assert torch.equal((masked_1d == 0).any(dim=1), zero_frames)
+    cfg = SpecAugmentConfig()
+    assert int(zero_frames.sum(dim=1).max()) <= cfg.time_masks * cfg.time_width_1d
+
+
+def test_variable_length_inputs_are_masked_within_their_valid_frames():
+    lengths = torch.tensor([40, 100, 7])
+    x = torch.ones(3, 1, 64, 100)
+    (masked, _) = augment.spec_augment(("x2d_var", "len2d"), (x, lengths), torch.Generator().manual_seed(0),
+                                       SpecAugmentConfig(freq_masks=0, time_masks=3, time_width_2d=20))
+    for row, length in enumerate(lengths.tolist()):
+        assert (masked[row, ..., length:] == 1).all()
+
+
+def test_masks_never_touch_validation_or_test_data(tmp_path, monkeypatch):
+    """Training batches go through the masks; the recorded validation loss and the test
+    predictions are exactly those of the best checkpoint on the unmasked features."""
+    data = make_data()
+    seen = []
+    original = augment.spec_augment
+
+    def spy(names, inputs, generator, cfg=SpecAugmentConfig()):
+        seen.append(len(inputs[0]))
+        return original(names, inputs, generator, cfg)
+
+    monkeypatch.setattr(augment, "spec_augment", spy)
+    cfg = short_cfg(augment="spec", epochs=2, batch_size=32)
+    metrics = training.run(cfg, data, out_dir=tmp_path, progress=False)
+    n_train = int((data.split == "train").sum())
+    assert sum(seen) == cfg.epochs * n_train  # every training clip once per epoch, nothing else
+
+    model = checkpoint.load_model(tmp_path / cfg.run_id)
+    plain = data.standardize()
+    tensors = batching.to_device_tensors(plain, model.inputs, torch.device("cpu"))
+    y = torch.as_tensor(plain.y)
+    val_loss, _, _ = batching.evaluate(model, tensors, y, torch.as_tensor(plain.indices("val")))
+    assert val_loss == pytest.approx(metrics["best_val_loss"], rel=1e-5)
+    _, _, logits = batching.evaluate(model, tensors, y, torch.as_tensor(plain.indices("test")))
+    predictions = pd.read_csv(tmp_path / cfg.run_id / runs.PREDICTIONS_FILE)
+    probs = predictions[[f"p_{c}" for c in data.classes]].to_numpy()
+    np.testing.assert_allclose(probs, logits.softmax(1).numpy(), atol=1e-5)
+
+
+def test_spec_runs_are_reproducible_and_differ_from_none(tmp_path):
+    data = make_data()
+    cfg = short_cfg(augment="spec", epochs=1)
+    a = training.run(cfg, data, out_dir=tmp_path / "a", progress=False)
+    b = training.run(cfg, data, out_dir=tmp_path / "b", progress=False)
+    plain = training.run(short_cfg(epochs=1), data, out_dir=tmp_path / "a", progress=False)
+    assert a["run_id"] == "1d-relu-lr0.001-e1-bs32-aug-spec" and a["augment"] == "spec"
+    assert a["best_val_loss"] == b["best_val_loss"]
+    assert a["best_val_loss"] != plain["best_val_loss"]
+
+
+def test_unknown_augment_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="augment='noise'.*none, spec, wave, both"):
+        training.run(short_cfg(augment="noise"), make_data(), out_dir=tmp_path, progress=False)
