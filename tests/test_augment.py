@@ -108,3 +108,35 @@ def test_spec_runs_are_reproducible_and_differ_from_none(tmp_path):
 def test_unknown_augment_is_refused(tmp_path):
     with pytest.raises(ValueError, match="augment='noise'.*none, spec, wave, both"):
         training.run(short_cfg(augment="noise"), make_data(), out_dir=tmp_path, progress=False)
+
+
+# ------------------------------------------------------------------ the flag, end to end
+def test_sweep_slurm_and_main_job_pass_augment_through(tmp_path, monkeypatch, capsys):
+    from ser_utils import cli, pipeline
+    from ser_utils.experiments import grid, slurm, sweep
+
+    planned = sweep.plan([{"model": "2d", "activation": "silu", "lr": 0.001, "seed": 42}], tmp_path,
+                         {"augment": "spec"}, 150, None, False)
+    assert planned[0].run_id == "2d-silu-lr0.001-aug-spec" and planned[0].parameters["augment"] == "spec"
+    data = tmp_path / "data"
+    data.mkdir()
+    text = slurm.sweep_script(1, models="1d", activations="relu", lrs="0.001", data=data, out=tmp_path / "out",
+                              augment="wave")
+    command = text.split("exec ", 1)[1].replace("\\\n", " ").split()
+    args = cli.build_parser().parse_args([a.strip("'\"") for a in command[3:-2]])
+    assert args.augment == "wave"
+    assert cli.build_parser().parse_args(["sweep"]).augment == "none"
+    with pytest.raises(grid.UserError, match="--augment 'mix'"):
+        grid.validate(["1d"], ["relu"], [0.001], 1, 64, "random", "mix")
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "parallel_sweep", lambda *a, **k: seen.update(k) or (_ for _ in ()).throw(KeyError))
+    monkeypatch.setattr(pipeline, "_corpus", lambda prof, data: tmp_path / "corpus")
+    monkeypatch.setattr(pipeline, "_write_manifest", lambda data_dir, path: path)
+    monkeypatch.setattr(pipeline.discovery, "record_corpus", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sweep, "prepare_features", lambda *args, **kwargs: None)
+    from ser_utils.experiments import nbexec
+    monkeypatch.setattr(nbexec, "execute_notebooks", lambda *a, **k: None)
+    with pytest.raises(KeyError):
+        pipeline.run_main_job("quick", out=tmp_path / "o", emit=lambda line: None, augment="spec")
+    assert seen["sweep_args"] == ["--augment", "spec"]
