@@ -140,3 +140,88 @@ def test_sweep_slurm_and_main_job_pass_augment_through(tmp_path, monkeypatch, ca
     with pytest.raises(KeyError):
         pipeline.run_main_job("quick", out=tmp_path / "o", emit=lambda line: None, augment="spec")
     assert seen["sweep_args"] == ["--augment", "spec"]
+
+
+# ------------------------------------------------------------------ waveform augmentation
+def test_waveform_augmentations_do_what_they_say():
+    from ser_utils.data import augment as wave
+
+    rng = np.random.default_rng(0)
+    signal = np.sin(np.arange(16000) * 2 * np.pi * 200 / 16000).astype(np.float32)
+    assert len(wave.speed(signal, 1.1)) == pytest.approx(16000 / 1.1, abs=2)
+    assert len(wave.speed(signal, 0.9)) == pytest.approx(16000 / 0.9, abs=2)
+    noise = wave.coloured_noise(16000, 0.0, rng)
+    noisy = wave.add_at_snr(signal, noise, 10.0)
+    snr = 10 * np.log10(np.mean(signal ** 2) / np.mean((noisy - signal) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.01)
+    spectrum = np.abs(np.fft.rfft(wave.coloured_noise(1 << 15, 2.0, rng))) ** 2
+    assert spectrum[10:100].mean() > 100 * spectrum[5000:6000].mean()  # brown: power falls with frequency
+    bank = wave.NoiseBank.from_pieces([("a.wav", np.ones(2000, np.float32)), ("b.wav", noise[:3000])])
+    drawn = bank.draw(5000, rng, exclude="a.wav")
+    assert len(drawn) == 5000 and np.std(drawn) > 0.5  # never a's (constant) piece
+    assert bank.draw(10, rng, exclude="") is not None and wave.NoiseBank.from_pieces([]).draw(10, rng) is None
+    first, facts = wave.augment_wave(signal, wave.clip_rng(42, 1, "x.wav"), bank=bank, source="a.wav")
+    again, _ = wave.augment_wave(signal, wave.clip_rng(42, 1, "x.wav"), bank=bank, source="a.wav")
+    assert np.array_equal(first, again) and facts["speed"] in (0.9, 1.0, 1.1)
+
+
+@pytest.fixture(scope="module")
+def small_features(tiny_corpus, tmp_path_factory):
+    from ser_utils import features
+    from ser_utils.data import dataset
+
+    clips, _ = dataset.scan(tiny_corpus)
+    clips = clips.sort_values("path").iloc[::12].reset_index(drop=True)  # ~20 clips of every actor
+    return features.extract(clips, cache_root=tmp_path_factory.mktemp("features"), jobs=1, progress=False)
+
+
+def test_wave_cache_holds_k_copies_of_training_clips_only_and_is_reused(small_features, tmp_path):
+    from ser_utils.config import WaveAugmentConfig
+    from ser_utils.features import wave_cache
+
+    rows = np.arange(0, len(small_features), 2)  # "training" clips; the others must never be touched
+    cfg = WaveAugmentConfig(copies=2, bank_clips=6)
+    first = wave_cache.augmented_copies(small_features, rows, cfg, cache_root=tmp_path, jobs=1, progress=False)
+    listed = pd.read_csv(first.cache_dir / "clips.csv")["path"]
+    expected = {wave_cache.copy_name(p, k) for p in first.paths for k in range(2)}
+    assert set(listed) | set(first.skipped["path"]) == expected  # K copies of exactly the training clips
+    assert first.x1d.shape == (2, len(rows), 27, 301) and first.x2d.shape == (2, len(rows), 1, 64, 64)
+    assert first.augmented.all() and not first.from_cache
+    plain = np.asarray(small_features.x2d[rows])
+    assert not np.allclose(first.x2d[0], plain) and not np.allclose(first.x2d[0], first.x2d[1])
+    again = wave_cache.augmented_copies(small_features, rows, cfg, cache_root=tmp_path, jobs=1, progress=False)
+    assert again.from_cache and again.key == first.key and np.array_equal(again.x1d, first.x1d)
+    other = wave_cache.wave_key(first.paths, WaveAugmentConfig(copies=3), 42, *_configs())
+    assert other != first.key  # another number of copies is another cache
+
+
+def _configs():
+    from ser_utils.config import Feature1DConfig, Feature2DConfig, PreprocessConfig
+
+    return PreprocessConfig(), Feature1DConfig(), Feature2DConfig()
+
+
+def test_a_wave_run_trains_on_copies_and_evaluates_the_plain_features(small_features, tmp_path, monkeypatch):
+    from ser_utils.config import WaveAugmentConfig
+    from ser_utils.training import data as training_data
+
+    monkeypatch.setattr(augment, "WAVE_CONFIG", WaveAugmentConfig(copies=2, bank_clips=4))
+    data = training_data.TrainingData.from_manifest(
+        small_features.manifest.assign(split=np.resize(["train", "train", "val", "test"], len(small_features))),
+        small_features.x1d, small_features.x2d)
+    data.features = small_features
+    cfg = short_cfg(augment="wave", epochs=2, batch_size=8)
+    applied = []
+    original = augment.WaveDraw.apply
+    monkeypatch.setattr(augment.WaveDraw, "apply", lambda self, t: applied.append(self.rows.clone()) or original(self, t))
+    metrics = training.run(cfg, data, out_dir=tmp_path, progress=False)
+    assert metrics["run_id"].endswith("-aug-wave") and metrics["wave_cache"]
+    assert len(applied) == 2 and set(applied[0].tolist()) == set(data.indices("train").tolist())
+    model = checkpoint.load_model(tmp_path / cfg.run_id)
+    plain = data.standardize()
+    tensors = batching.to_device_tensors(plain, model.inputs, torch.device("cpu"))
+    _, _, logits = batching.evaluate(model, tensors, torch.tensor(plain.y), torch.as_tensor(plain.indices("test")))
+    probs = pd.read_csv(tmp_path / cfg.run_id / runs.PREDICTIONS_FILE)[[f"p_{c}" for c in data.classes]].to_numpy()
+    np.testing.assert_allclose(probs, logits.softmax(1).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="use augment='spec'"):
+        training.run(short_cfg(model="combined-varlen", augment="wave"), data, out_dir=tmp_path, progress=False)

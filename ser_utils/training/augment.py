@@ -86,6 +86,38 @@ def spec_augment(names: Sequence[str], inputs: Sequence[torch.Tensor], generator
 
 
 # ------------------------------------------------------------------ wave copies
+#: The inputs the wave cache holds (the report's fixed-size features).
+WAVE_INPUTS = ("x1d", "x2d")
+#: The waveform augmentation every ``wave`` run uses (its settings key the cache).
+WAVE_CONFIG = config.WaveAugmentConfig()
+
+
+def wave_draw(data, inputs: Sequence[str], seed: int, device: torch.device, progress: bool = False,
+              wave: config.WaveAugmentConfig | None = None) -> "WaveDraw":
+    """The cached augmented copies of ``data``'s training clips (built on first use, see
+    :func:`ser_utils.features.wave_cache.augmented_copies`) for the model's ``inputs``, x1d scaled
+    with the run's training statistics. The copies are data, shared by every training seed (they
+    are drawn with :data:`ser_utils.config.SEED`); ``seed`` draws which copy each epoch uses."""
+    from ser_utils.features import wave_cache
+
+    if not hasattr(data.features, "cache_dir"):
+        raise ValueError("augment='wave' augments the recordings, but this TrainingData has no FeatureSet to find "
+                         "them: build it with TrainingData.from_features(feature_set)")
+    train = data.indices("train")
+    rows = np.arange(len(data.y)) if data.feature_rows is None else np.asarray(data.feature_rows)
+    copies = wave_cache.augmented_copies(data.features, rows[train], wave or WAVE_CONFIG, seed=config.SEED, progress=progress)
+    arrays = {}
+    if "x1d" in inputs:
+        arrays["x1d"] = copies.x1d
+        if data.standardized:
+            arrays["x1d"] = (copies.x1d - data.x1d_mean[None, None, :, None]) / data.x1d_std[None, None, :, None]
+    if "x2d" in inputs:
+        arrays["x2d"] = copies.x2d
+    draw = WaveDraw(arrays, train, device, seed + 2)
+    draw.key = copies.key
+    return draw
+
+
 class WaveDraw:
     """Per epoch, one cached augmented copy of every training clip written into the training rows
     of the device tensors (``x1d``/``x2d``); validation and test rows are never written.
@@ -100,6 +132,7 @@ class WaveDraw:
         self.rows = torch.as_tensor(np.asarray(rows, dtype=np.int64)).to(device)
         self.n_copies = next(iter(self.copies.values())).shape[0]
         self.generator = torch.Generator().manual_seed(seed)
+        self.key = ""  # the wave cache folder the copies came from
 
     def apply(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Write this epoch's draw into ``tensors``; returns the copy index of every training clip."""

@@ -199,6 +199,11 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
         raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(MODEL_REGISTRY)}")
     get_activation(cfg.activation)  # raises ValueError listing the valid names
     augmentation.check_augment(cfg.augment)
+    readable = set(augmentation.WAVE_INPUTS)
+    inputs = tuple(getattr(MODEL_REGISTRY[cfg.model], "inputs", ()))
+    if augmentation.uses_wave(cfg.augment) and not set(inputs) <= readable:
+        raise ValueError(f"augment={cfg.augment!r} caches augmented x1d/x2d features, but model {cfg.model!r} reads "
+                         f"{', '.join(inputs)}; use augment='spec' for it")
     if data.split_method is not None and data.split_method != cfg.split:
         raise ValueError(f"the data were split with {data.split_method!r} but cfg.split is {cfg.split!r}")
     for name in SPLIT_NAMES:
@@ -321,7 +326,8 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
     y = torch.tensor(np.asarray(data.y), device=device)  # a copy: labels may come from a read-only memory map
     idx = {s: torch.as_tensor(data.indices(s)) for s in SPLIT_NAMES}
 
-    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run)
+    wave = augmentation.wave_draw(data, model.inputs, cfg.seed, device, progress) if augmentation.uses_wave(cfg.augment) else None
+    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run, wave)
     test_loss, probs = _test_predictions(model, fit, data, tensors, y, idx["test"], cfg.numeric_precision)
     scores = classification_metrics(torch.as_tensor(data.y[idx["test"].numpy()]), probs, data.classes)
     scores.update(test_intervals(data.y[idx["test"].numpy()], probs.argmax(1).numpy(), len(data.classes)))
@@ -347,6 +353,8 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
         "corpus": info["corpus"], "n_train": info["n_train"], "n_val": info["n_val"], "n_test": info["n_test"],
         "note": fit.note or None,
     }
+    if wave is not None:
+        metrics["wave_cache"] = wave.key
     return metrics
 
 
