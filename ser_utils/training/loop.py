@@ -326,7 +326,9 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
     y = torch.tensor(np.asarray(data.y), device=device)  # a copy: labels may come from a read-only memory map
     idx = {s: torch.as_tensor(data.indices(s)) for s in SPLIT_NAMES}
 
-    wave = augmentation.wave_draw(data, model.inputs, cfg.seed, device, progress) if augmentation.uses_wave(cfg.augment) else None
+    wave = None
+    if augmentation.uses_wave(cfg.augment):  # K augmented copies of the training clips, one per epoch
+        wave = augmentation.wave_draw(data, model.inputs, cfg.seed, device, progress)
     fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run, wave)
     test_loss, probs = _test_predictions(model, fit, data, tensors, y, idx["test"], cfg.numeric_precision)
     scores = classification_metrics(torch.as_tensor(data.y[idx["test"].numpy()]), probs, data.classes)
