@@ -225,3 +225,14 @@ def test_a_wave_run_trains_on_copies_and_evaluates_the_plain_features(small_feat
     np.testing.assert_allclose(probs, logits.softmax(1).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="use augment='spec'"):
         training.run(short_cfg(model="combined-varlen", augment="wave"), data, out_dir=tmp_path, progress=False)
+
+
+def test_the_report_tables_leave_augmented_runs_out():
+    from ser_utils import analysis
+
+    rows = [{"run_id": "2d-silu-lr0.001", "model": "2d", "activation": "silu", "lr": 0.001, "augment": "none",
+             "status": "complete", "accuracy": 0.5},
+            {"run_id": "2d-silu-lr0.001-aug-spec", "model": "2d", "activation": "silu", "lr": 0.001,
+             "augment": "spec", "status": "complete", "accuracy": 0.7}]
+    results = pd.DataFrame(rows).reindex(columns=runs.RESULT_COLUMNS)
+    assert list(analysis.best_per_model(results)["run_id"]) == ["2d-silu-lr0.001"]
