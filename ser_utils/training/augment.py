@@ -12,6 +12,8 @@ torch this project runs (installing it would pull another torch). The masks belo
 operation (a band of random width ``0..W`` at a random start set to a constant), drawn per clip
 and vectorised over the batch, from a dedicated generator: the same seed gives the same masks,
 and the batch order (drawn from the loop's own generator) is the same with and without them.
+The generator lives on the run's device (the masks are drawn there, no host round trip per batch),
+so two runs give the same masks on the same kind of device.
 """
 
 from __future__ import annotations
@@ -48,13 +50,17 @@ def check_augment(augment: str) -> None:
 def band_mask(batch: int, length: int, n_masks: int, max_width: int, generator: torch.Generator,
               limit: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean ``[batch, length]``: per row, ``n_masks`` bands of width ``0..max_width`` (uniform)
-    at uniform starts within the first ``limit[row]`` positions (default: all ``length``)."""
+    at uniform starts within the first ``limit[row]`` positions (default: all ``length``).
+
+    Drawn and built on the generator's device: no host round trip per batch on a GPU.
+    """
+    device = generator.device
     shape = (batch, max(n_masks, 0))
-    width = torch.randint(0, max_width + 1, shape, generator=generator)
-    span = torch.full((batch,), length) if limit is None else limit.cpu().clamp(min=1, max=length)
+    width = torch.randint(0, max_width + 1, shape, generator=generator, device=device)
+    span = torch.full((batch,), length, device=device) if limit is None else limit.to(device).clamp(min=1, max=length)
     width = torch.minimum(width, span[:, None])
-    start = (torch.rand(shape, generator=generator) * (span[:, None] - width + 1)).long()
-    positions = torch.arange(length)
+    start = (torch.rand(shape, generator=generator, device=device) * (span[:, None] - width + 1)).long()
+    positions = torch.arange(length, device=device)
     inside = (positions[None, None] >= start[..., None]) & (positions[None, None] < (start + width)[..., None])
     return inside.any(dim=1)
 

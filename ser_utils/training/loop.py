@@ -228,7 +228,8 @@ def _fit(cfg: TrainConfig, model: nn.Module, tensors: dict[str, torch.Tensor], y
     generator = torch.Generator().manual_seed(cfg.seed)
     masks = None
     if augmentation.uses_spec(cfg.augment):
-        masks = functools.partial(augmentation.spec_augment, generator=torch.Generator().manual_seed(cfg.seed + 1))
+        mask_generator = torch.Generator(device=y.device).manual_seed(cfg.seed + 1)
+        masks = functools.partial(augmentation.spec_augment, generator=mask_generator)
     result = FitResult(history=[], best_state=None, best_epoch=0, best_val_loss=math.inf,
                        status=runs.STATUS_COMPLETE, epoch_times=[])
     bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.run_id, unit="epoch", disable=not progress, leave=True)
