@@ -30,7 +30,6 @@ def test_sweep_jobs_one_per_core_on_cpu_one_on_gpu():
     assert pipeline.sweep_jobs("cpu", jobs=3) == 3
 
 
-@pytest.mark.slow
 # ------------------------------------------------------------------- the profile
 def test_gpu_profile_trains_the_full_demo_corpus_for_tens_of_epochs():
     gpu = pipeline.PROFILES["gpu"]

@@ -7,6 +7,7 @@ module              what it holds
 ``paired_runs``     finished runs aligned clip by clip per test split; paired comparisons
 ``claims``          the report's findings and a verdict for each, computed from our runs
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
+``augmentation``    a run with ``--augment`` against its twin without: the paired test, the verdict
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
 ``plots``           every figure of the suite
 ``error_analysis``  a run's mistakes from its files: confusion read by code, clips, calibration (ECE)
