@@ -26,7 +26,7 @@ import torch
 
 from ser_utils import config, features, runs, training
 from ser_utils.data import audio, dataset, decoders
-from ser_utils.predict import windowing
+from ser_utils.predict import view, windowing
 from ser_utils.training import checkpoint as inference, runtime
 from ser_utils.predict import predictor as predictor_module
 from ser_utils.predict.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
@@ -446,6 +446,39 @@ def test_a_synthetic_model_says_so(trained, feature_set):
     assert config.SYNTHETIC_LABEL in result.stdout.splitlines()[0]  # the table's header names the corpus
 
 
+# ---------------------------------------------------------------------------- calibration
+def test_ece_of_a_calibrated_and_an_overconfident_model():
+    rng = np.random.default_rng(42)
+    confidence = rng.uniform(0.2, 1.0, 20_000)
+    calibrated = (rng.uniform(size=confidence.size) < confidence).astype(float)  # right as often as it claims
+    assert view.ece_of(confidence, calibrated) < 0.02
+    always_sure = np.full(1000, 0.95)
+    half_right = np.arange(1000) % 2 == 0
+    assert view.ece_of(always_sure, half_right.astype(float)) == pytest.approx(0.45)
+    resampled = view.ece_of(always_sure, half_right.astype(float), weights=np.ones((3, 1000)))
+    np.testing.assert_allclose(resampled, 0.45)
+
+
+def test_reliability_bins_a_runs_test_predictions(trained):
+    frame = pd.read_csv(trained["1d"] / runs.PREDICTIONS_FILE)
+    table, summary = view.reliability(frame)
+    assert table["clips"].sum() == summary["clips"] == len(frame)
+    assert summary["accuracy"] == pytest.approx((frame["predicted"] == frame["true"]).mean())
+    assert summary["ece_low"] <= summary["ece"] <= summary["ece_high"]
+    assert ((table["acc_low"] <= table["accuracy"]) & (table["accuracy"] <= table["acc_high"])).all()
+    assert (table["from"] <= table["confidence"]).all() and (table["confidence"] <= table["to"]).all()
+
+
+def test_the_selection_note_names_both_rules_runs(trained):
+    p = predictor(trained["1d"])
+    results = runs.finished(runs.collect_results(trained["1d"].parent))
+    by_test = results.sort_values("accuracy", ascending=False, kind="stable")["run_id"].iloc[0]
+    note = view.selection_note(p, trained["1d"].parent)
+    assert note.startswith(f"This notebook and `predict` use run {p.name}, the lowest validation loss")
+    assert f"notebook 08 shows {by_test}" in note
+    assert ("same run" in note) == (by_test == p.name)
+
+
 # ------------------------------------------------------------------------------ notebook 10
 def test_notebook_10_predicts_headless(trained, tiny_corpus, notebook_outputs, tmp_path):
     """Papermill (as the main job): held-out clips, a sentence synthesised on the spot, a long recording."""
@@ -463,6 +496,11 @@ def test_notebook_10_predicts_headless(trained, tiny_corpus, notebook_outputs, t
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     figures = {p.stem for p in (notebook_outputs / "figures" / "10_predict").glob("*.png")}
-    assert {"held_out_clips", "synthesised_sentence", "long_recording_timeline"} <= figures
+    assert {"held_out_clips", "synthesised_sentence", "long_recording_timeline", "reliability"} <= figures
+    markdown = [o["data"]["text/markdown"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                if "text/markdown" in o.get("data", {})]
+    chosen = best_run(trained["1d"].parent).name
+    assert any(text.startswith(f"This notebook and `predict` use run {chosen}") for text in markdown)
+    assert any("ECE" in text and "test clips" in text for text in markdown)
     closing = executed.cells[-1].outputs[0]["data"]["text/markdown"]
     assert config.SYNTHETIC_LABEL in closing and best_run(trained["1d"].parent).name in closing
