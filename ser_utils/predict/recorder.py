@@ -44,6 +44,8 @@ function render({ model, el }) {
   button.textContent = "● record";
   status.textContent = model.get("message");
   model.on("change:message", () => { status.textContent = model.get("message"); });
+  // the last take's prediction, readable from the page (the browser test compares it with `predict`)
+  model.on("change:heard", () => { el.dataset.heard = JSON.stringify(model.get("heard")); });
   let recorder = null;
 
   function say(line) { status.textContent = line; model.set("message", line); model.save_changes(); }
