@@ -43,6 +43,8 @@ ENCODINGS = {".webm": ("webm", "libopus", 48_000), ".ogg": ("ogg", "libopus", 48
              ".opus": ("ogg", "libopus", 48_000), ".m4a": ("ipod", "aac", None), ".mp4": ("mp4", "aac", None),
              ".mov": ("mov", "aac", None), ".mkv": ("matroska", "libopus", 48_000), ".mp3": ("mp3", "libmp3lame", None)}
 
+#: At most this much decoded audio after the last packet's end is taken for encoder padding and dropped.
+MAX_PADDING_S = 0.1
 #: A container's declared duration is trusted to this much (encoder padding, priming samples).
 TRUNCATION_TOLERANCE_S = 0.1
 TRUNCATION_TOLERANCE_FRACTION = 0.05
@@ -90,7 +92,14 @@ def read_ffmpeg(path: str | os.PathLike, sndfile_reason: str = "") -> tuple[np.n
                                          "export or record it with sound")
             stream = container.streams.audio[0]
             planar = av.AudioResampler(format="fltp")  # keeps rate and channels, float32 planes
-            blocks = [f.to_ndarray() for frame in container.decode(stream) for f in planar.resample(frame)]
+            blocks, first_s, end_s = [], None, None
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.duration:
+                    end_s = max(end_s or 0.0, float((packet.pts + packet.duration) * packet.time_base))
+                for frame in packet.decode():
+                    if first_s is None and frame.pts is not None:
+                        first_s = float(frame.pts * frame.time_base)
+                    blocks += [f.to_ndarray() for f in planar.resample(frame)]
             blocks += [f.to_ndarray() for f in planar.resample(None)]
             rate = int(stream.rate or stream.codec_context.sample_rate)
             declared = container.duration / 1e6 if container.duration else None
@@ -100,11 +109,25 @@ def read_ffmpeg(path: str | os.PathLike, sndfile_reason: str = "") -> tuple[np.n
     if not blocks:
         raise BadClipError(path, "no audio samples in its audio stream; re-record or re-download it")
     data = np.ascontiguousarray(np.concatenate(blocks, axis=1).T, dtype=np.float32)
+    data = _without_end_padding(data, rate, first_s, end_s)
     decoded = len(data) / rate
     if declared and declared - decoded > max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
         raise BadClipError(path, f"truncated (the file declares {declared:.2f} s, holds {decoded:.2f} s of audio); "
                                  "re-download or re-export it")
     return data, rate
+
+
+def _without_end_padding(data: np.ndarray, rate: int, first_s: float | None, end_s: float | None) -> np.ndarray:
+    """Drop the encoder's padding after the last real sample (AAC pads its last frame of 1024 with
+    near-silence). The packets' timestamps and durations say where the audio ends; the decoder
+    still returns whole frames. Left in, that digital silence becomes the clip's quietest frames,
+    which the WebRTC VAD is primed with (:func:`ser_utils.data.audio.webrtc_frames`), and the
+    trimming of the room noise around the speech changes. Only a cut of at most MAX_PADDING_S is
+    trusted (timestamps of live recordings can be rough)."""
+    if first_s is None or end_s is None:
+        return data
+    keep = int(round((end_s - first_s) * rate))
+    return data[:keep] if 0 < len(data) - keep <= MAX_PADDING_S * rate else data
 
 
 def audio_files(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:

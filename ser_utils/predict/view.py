@@ -267,17 +267,18 @@ def reliability_diagram(table: pd.DataFrame, summary: dict[str, float], run: str
     return fig
 
 
-def calibration_note(summary: dict[str, float]) -> str:
+def calibration_note(summary: dict[str, float], synthetic: bool = False) -> str:
     """One computed sentence on what the diagram says."""
     gap = summary["confidence"] - summary["accuracy"]
     side = "over-confident" if gap > 0 else "under-confident"
-    return (f"On its {summary['clips']} test clips the run's mean confidence is {summary['confidence']:.1%} against an "
+    return (f"On its {summary['clips']} test clips{corpus_note(synthetic)} the run's mean confidence is {summary['confidence']:.1%} against an "
             f"accuracy of {summary['accuracy']:.1%}: {side} by {abs(gap) * 100:.1f} points on average; ECE "
-            f"{summary['ece']:.3f} (95% bootstrap CI {summary['ece_low']:.3f}-{summary['ece_high']:.3f}). A bar's "
+            f"{summary['ece']:.3f} (95% bootstrap CI {summary['ece_low']:.3f}-{summary['ece_high']:.3f}; on few clips "
+            "the ECE reads high even for a calibrated model, as empty and thin bins are noisy). A bar's "
             "probabilities are only as trustworthy as this.")
 
 
-def selection_note(predictor: Predictor, runs_dir: str | Path) -> str:
+def selection_note(predictor: Predictor, runs_dir: str | Path, synthetic: bool = False) -> str:
     """Which run notebook 08 shows (highest test accuracy) beside the one ``predict`` uses (lowest
     validation loss), computed from the runs folder, and why they are chosen differently."""
     from ser_utils import analysis, runs
@@ -293,10 +294,10 @@ def selection_note(predictor: Predictor, runs_dir: str | Path) -> str:
     if by_test is None:
         return f"{ours}. Notebook 08 picks by test accuracy instead: {why}."
     if by_test == predictor.name:
-        here = f"here both rules pick the same run (test accuracy {accuracy[by_test]:.1%})"
+        here = f"here both rules pick the same run (test accuracy {accuracy[by_test]:.1%}{corpus_note(synthetic)})"
     else:
         ours_acc = pd.to_numeric(pd.Series([accuracy.get(predictor.name)]), errors="coerce").iloc[0]
-        here = (f"here they differ: {by_test} scores {accuracy[by_test]:.1%} on the test clips"
+        here = (f"here they differ: {by_test} scores {accuracy[by_test]:.1%} on the test clips{corpus_note(synthetic)}"
                 + (f", {predictor.name} {ours_acc:.1%}" if pd.notna(ours_acc) else ""))
     return f"{ours}; notebook 08 shows {by_test}, the highest test accuracy. Why two rules: {why}; {here}."
 
