@@ -232,3 +232,26 @@ def test_folder_search_lists_what_it_skips(tmp_path):
     assert decoders.skipped_message([]) is None
     many = decoders.skipped_message([f"{i}.txt" for i in range(8)])
     assert many == "skipped 8 files that are not audio: 0.txt, 1.txt, 2.txt, 3.txt, 4.txt, ... (3 more)"
+
+
+def test_a_video_whose_sound_ends_before_its_picture_is_not_truncated(tmp_path):
+    """Only the audio stream's declared length counts: 1 s of sound in a 3 s video is whole."""
+    import av
+
+    from ser_utils.data import decoders
+
+    x, _, _ = voiced_in_silence(noise=1e-3)
+    sound = decoders.encode(tmp_path / "sound.m4a", x, SR)
+    with av.open(str(tmp_path / "video.mp4"), "w", format="mp4") as out, av.open(str(sound)) as src:
+        picture = out.add_stream("mpeg4", rate=10)
+        picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
+        track = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = track
+                out.mux(packet)
+        black = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        for _ in range(int(len(x) / SR * 10) + 20):  # two seconds more picture than sound
+            out.mux(picture.encode(black))
+        out.mux(picture.encode(None))
+    np.testing.assert_allclose(audio.load(tmp_path / "video.mp4"), audio.load(sound), atol=1e-6)

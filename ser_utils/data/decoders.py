@@ -10,8 +10,8 @@ libsndfile refuses the file.
 
 * Multi-stream files (a video with sound, several audio tracks): the first audio stream.
 * A file without an audio stream (a silent video) is a :class:`BadClipError` naming it.
-* A container that declares its duration but holds clearly less audio (a download cut short)
-  is a :class:`BadClipError` too, not a shorter clip: FFmpeg decodes what is present without a
+* A file whose audio stream declares its duration but holds clearly less audio (a download cut
+  short) is a :class:`BadClipError` too, not a shorter clip: FFmpeg decodes what is present without a
   word, as libsndfile does for WAV (:mod:`ser_utils.data.audio` checks those headers).
 
 :data:`AUDIO_SUFFIXES` (every file name ending either decoder reads) is what a folder search
@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -102,7 +103,7 @@ def read_ffmpeg(path: str | os.PathLike, sndfile_reason: str = "") -> tuple[np.n
                     blocks += [f.to_ndarray() for f in planar.resample(frame)]
             blocks += [f.to_ndarray() for f in planar.resample(None)]
             rate = int(stream.rate or stream.codec_context.sample_rate)
-            declared = container.duration / 1e6 if container.duration else None
+            declared = _declared_seconds(container, stream)
     except av.FFmpegError as err:
         reason = f"libsndfile: {sndfile_reason}; FFmpeg: {one_line(err)}" if sndfile_reason else one_line(err)
         raise BadClipError(path, f"unreadable audio ({reason}); re-download or re-export it as WAV") from err
@@ -115,6 +116,16 @@ def read_ffmpeg(path: str | os.PathLike, sndfile_reason: str = "") -> tuple[np.n
         raise BadClipError(path, f"truncated (the file declares {declared:.2f} s, holds {decoded:.2f} s of audio); "
                                  "re-download or re-export it")
     return data, rate
+
+
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    """How long the file says its audio is: the audio stream's own duration, else the container's when
+    the audio is all it holds (a video's sound may end before its picture), else None (unknown)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1e6
+    return None
 
 
 def _without_end_padding(data: np.ndarray, rate: int, first_s: float | None, end_s: float | None) -> np.ndarray:
