@@ -23,7 +23,9 @@ process scores the windows prepared so far, ``batch_size`` at a time. Fewer than
 :data:`MIN_FILES_FOR_POOL` recordings, or signals in memory, are scored here without a pool.
 ``benchmarks/bench_predict.py`` measures it against one recording at a time.
 
-A recording that cannot be scored (unreadable, silent, under 0.5 s of speech) gets a one-line
+Recordings come in any format :mod:`ser_utils.data.decoders` reads (libsndfile, else FFmpeg: a
+phone's M4A, a browser's WebM/Opus, the sound of a video; docs/formats.md). A recording that cannot
+be scored (unreadable, no audio stream, truncated, silent, under 0.5 s of speech) gets a one-line
 error naming the file and a row with an ``error``; the others are scored regardless.
 """
 
