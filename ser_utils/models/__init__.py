@@ -30,8 +30,8 @@ from ser_utils.models.attention import CNN1DAttn, CNN2DAttn
 from ser_utils.models.cnn import CNN1D, CNN2D, TRUNK_1D_WIDTHS, TRUNK_2D_WIDTHS, Combined, SingleTrunkCNN, TwoTrunkModel
 from ser_utils.models.layers import (ACTIVATIONS, GROUP_NORM_GROUPS, INPUT_SHAPES, LEARNABLE_ACTIVATIONS, LENGTH_OF,
                                      AttentiveStatsPool, MaskedConvBlock, MaskedGroupNorm, MaskedTrunk, SwishBeta,
-                                     attention_weights, combined_head, conv_block, conv_trunk, get_activation,
-                                     needs_lengths, time_mask)
+                                     attention_weights, attentive_pool, combined_head, conv_block, conv_trunk,
+                                     get_activation, needs_lengths, time_mask)
 from ser_utils.models.registry import ALTERNATIVES, ATTENTION_MODELS, MODEL_REGISTRY, build_model
 from ser_utils.models.transformer import AudioTransformer, sinusoidal_positions
 from ser_utils.models.summary import (INPUT_DESCRIPTIONS, cost_per_sample, count_parameters, describe,
@@ -41,7 +41,7 @@ __all__ = [
     # layers: blocks and the input contract
     "ACTIVATIONS", "GROUP_NORM_GROUPS", "INPUT_SHAPES", "LENGTH_OF", "MaskedConvBlock", "MaskedGroupNorm",
     "MaskedTrunk", "combined_head", "conv_block", "conv_trunk", "get_activation", "needs_lengths", "time_mask",
-    "LEARNABLE_ACTIVATIONS", "SwishBeta", "AttentiveStatsPool", "attention_weights",
+    "LEARNABLE_ACTIVATIONS", "SwishBeta", "AttentiveStatsPool", "attention_weights", "attentive_pool",
     # cnn: the report's models
     "CNN1D", "CNN2D", "Combined", "SingleTrunkCNN", "TRUNK_1D_WIDTHS", "TRUNK_2D_WIDTHS", "TwoTrunkModel",
     # alternatives

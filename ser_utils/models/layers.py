@@ -276,14 +276,20 @@ def attention_weights(model: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
     recorded; padded frames of a variable-length batch have weight 0. ValueError for a model
     without one.
     """
-    pools = [m for m in model.modules() if isinstance(m, AttentiveStatsPool)]
-    if not pools:
-        raise ValueError(f"{type(model).__name__} has no attentive pooling (models with one: 1d-attn, 2d-attn, "
-                         f"transformer)")
+    pool = attentive_pool(model)
     was_training = model.training
     try:
         model.eval()
         model(*inputs)
     finally:
         model.train(was_training)
-    return pools[-1].last_weights.cpu()
+    return pool.last_weights.cpu()
+
+
+def attentive_pool(model: nn.Module) -> AttentiveStatsPool:
+    """The model's (last) attentive pooling; ValueError for a model without one."""
+    pools = [m for m in model.modules() if isinstance(m, AttentiveStatsPool)]
+    if not pools:
+        raise ValueError(f"{type(model).__name__} has no attentive pooling (models with one: 1d-attn, 2d-attn, "
+                         f"transformer)")
+    return pools[-1]
