@@ -26,4 +26,5 @@ def test_attention_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_output
                      for o in c.outputs)
     assert "(quick runs): test accuracy" in text  # the pair compared at one budget
     assert "McNemar" in text and config.SYNTHETIC_LABEL in text
+    assert "**transformer-silu-lr0.001-e1-bs16**: weights" in text  # what its attention does, computed
     assert list((notebook_outputs / "figures" / "12_attention_transformer").glob("attention_0.png"))

@@ -152,7 +152,9 @@ def findings(table: pd.DataFrame, synthetic: bool) -> list[str]:
 # ---------------------------------------------------------------- what the attention looks at
 def attention_over_clips(model: Any, data: Any, rows: Sequence[int]) -> list[dict[str, Any]]:
     """For each clip ``rows[i]`` of a TrainingData, the weights ``model``'s attentive pooling gives its
-    time steps, the seconds each step covers, and the predicted emotion.
+    time steps, the seconds each step covers, the predicted emotion, the clip's duration after
+    preprocessing (when the FeatureSet records it) and the share of the weight on steps that start
+    past the clip's end (the 3 s input's padding, for ``1d-attn``).
 
     Each clip goes through :func:`ser_utils.training.checkpoint.predict` alone (the model's own
     standardisation, no padding), then the pooling's recorded weights are read. Seconds per step:
@@ -168,16 +170,46 @@ def attention_over_clips(model: Any, data: Any, rows: Sequence[int]) -> list[dic
     for row in rows:
         probs = checkpoint.predict(model, data, [int(row)], device="cpu")[0]
         weights = pool.last_weights[0].numpy().copy()
+        duration = np.nan
+        if clips is not None and "duration_out_s" in clips:
+            duration = float(clips["duration_out_s"].iloc[feature_rows[row]])
         if "x2d_var" in model.inputs:
             step_s = model.SUBSAMPLING * f2.hop_length / config.SAMPLE_RATE
-        elif "x2d" in model.inputs and clips is not None and "duration_out_s" in clips:
-            step_s = float(clips["duration_out_s"].iloc[feature_rows[row]]) / len(weights)
+        elif "x2d" in model.inputs and np.isfinite(duration):
+            step_s = duration / len(weights)
         elif "x2d" in model.inputs:
             raise ValueError("the clip durations are needed to place 2d-attn's steps in time: "
                              "build the data with TrainingData.from_features(feature_set)")
         else:
             step_s = (f1.n_frames() // len(weights)) * f1.hop_length / config.SAMPLE_RATE
-        out.append({"row": int(row), "weights": weights, "step_s": step_s,
+        starts = np.arange(len(weights)) * step_s
+        past_end = float(weights[starts >= duration - 1e-9].sum()) if np.isfinite(duration) else np.nan
+        out.append({"row": int(row), "weights": weights, "step_s": step_s, "duration_s": duration,
+                    "weight_past_end": past_end,
                     "predicted": list(getattr(model, "classes", config.EMOTIONS))[int(np.argmax(probs))],
                     "true": data.classes[int(data.y[row])]})
     return out
+
+
+def attention_summary(readings: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per model and clip of :func:`attention_over_clips`: steps, the largest weight against the
+    uniform ``1 / steps`` that average pooling gives, and the share of weight past the clip's end."""
+    rows = [{"run": run, "clip": r["row"], "true": r["true"], "predicted": r["predicted"], "steps": len(r["weights"]),
+             "max weight / uniform": float(np.max(r["weights"]) * len(r["weights"])),
+             "clip s": r["duration_s"], "weight past clip end": r["weight_past_end"]}
+            for run, found in readings.items() for r in found]
+    return pd.DataFrame(rows)
+
+
+def attention_findings(summary: pd.DataFrame) -> list[str]:
+    """What the attention weights do, per run, computed from :func:`attention_summary`."""
+    lines = []
+    for run, group in summary.groupby("run", sort=False):
+        peak = group["max weight / uniform"].mean()
+        shape = "nearly flat (close to average pooling)" if peak < 1.5 else f"peaked ({peak:.1f}x the uniform weight)"
+        line = f"**{run}**: weights {shape} on average over {len(group)} clip(s)"
+        past = group["weight past clip end"].dropna()
+        if len(past) and past.max() > 0:
+            line += f"; {past.mean():.0%} of the weight on steps past the clip's end (the input's padding)"
+        lines.append(line + ".")
+    return lines
