@@ -141,7 +141,8 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         failed = swept.failed
         problems.extend(f"run {name} failed" for name in failed)
         problems.extend(swept.problems)
-        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict", "11_augmentation"]
+        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict", "11_augmentation",
+                                                                                   "12_attention_transformer"]
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
     summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)

@@ -219,7 +219,8 @@ def test_main_job_end_to_end(main_job, clone, tiny_corpus):
     assert config.SYNTHETIC_LABEL in main_job.stdout
     executed = sorted(p.stem for p in (out / "executed").glob("*.ipynb"))
     assert executed == ["01_data_tour", "02_preprocessing", "03_feature_extraction", "04_model_cnn1d",
-                        "05_model_cnn2d", "06_model_combined", "08_analysis", "10_predict", "11_augmentation"]
+                        "05_model_cnn2d", "06_model_combined", "08_analysis", "10_predict", "11_augmentation",
+                        "12_attention_transformer"]
     results = pd.read_csv(out / "results.csv")
     expected = [config.TrainConfig(model=m, activation="relu", lr=0.001, epochs=1).run_id
                 for m in ("1d", "2d", "combined")]

@@ -35,7 +35,7 @@ from ser_utils.training.data import TrainingData
 
 pytestmark = pytest.mark.slow
 
-MODELS = ("1d", "combined", "combined-mean1d", "combined-varlen")
+MODELS = ("1d", "combined", "combined-mean1d", "combined-varlen", "transformer")
 PROBS = [f"p_{c}" for c in config.EMOTIONS]
 
 

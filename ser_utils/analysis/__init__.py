@@ -5,6 +5,8 @@ module              what it holds
 =================== ==================================================================================
 ``published``       the course report's published numbers (Tables 2-4, per-class F1, confusions)
 ``paired_runs``     finished runs aligned clip by clip per test split; paired comparisons
+``same_budget``     notebook 12: a new model against a report model at one budget, on the same test clips;
+                    what attentive pooling weighs over a clip
 ``claims``          the report's findings and a verdict for each, computed from our runs
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``augmentation``    a run with ``--augment`` against its twin without: the paired test, the verdict
