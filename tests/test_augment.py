@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ser_utils import config, runs, training
+from ser_utils import runs, training
 from ser_utils.config import SpecAugmentConfig, TrainConfig
 from ser_utils.training import augment, batching, checkpoint, runtime
 from test_training import make_data, short_cfg
