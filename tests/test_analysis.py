@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import base64
 import json
 import zlib
@@ -138,11 +140,14 @@ def test_table2_is_the_best_finished_run_per_model_beside_the_report(results):
     for row in table.itertuples():  # our 95% interval, the difference and whether the report's number lies inside
         lo, hi = (float(x) for x in row.accuracy_ci.split("-"))
         assert lo <= row.accuracy * 100 <= hi
+        # the report's number for the same configuration, never the architecture's best beside another one
+        same = published.lookup(row.model, row.activation, row.lr)
+        if same is None:
+            assert math.isnan(row.report_accuracy) and math.isnan(row.difference) and not isinstance(row.report_inside_ci, str)
+            continue
+        assert row.report_accuracy == same["accuracy"]
         assert row.difference == pytest.approx((row.accuracy - row.report_accuracy) * 100)
         assert row.report_inside_ci == ("yes" if lo <= row.report_accuracy * 100 <= hi else "no")
-    report = table.set_index("model")["report_accuracy"]
-    # the report's best per architecture: 2D SiLU 0.001 (64.1%), 1D ELU 0.01 (55.6%), combined fixed-size (61.3%)
-    assert report.to_dict() == pytest.approx({"1d": 0.556, "2d": 0.641, "combined": 0.613})
 
 
 def test_tables_3_and_4_list_every_configuration_of_one_model(results):
@@ -162,7 +167,8 @@ def test_styled_tables_say_synthetic_and_show_percentages(results):
     table = analysis.best_per_model(results)
     html = analysis.style_table(table, "Table 2", analysis.is_synthetic(results)).to_html()
     assert "synthetic demo corpus — not CREMA-D" in html
-    assert "64.1%" in html and "background-color" in html
+    shown = table["report_accuracy"].dropna()
+    assert len(shown) and all(f"{100 * x:.1f}%" in html for x in shown) and "background-color" in html
     real = analysis.style_table(table, "Table 2", synthetic=False).to_html()
     assert "not CREMA-D" not in real
 

@@ -553,6 +553,22 @@ def epoch_budgets(results: pd.DataFrame, split: str | None = "random") -> str:
             f"across budgets is 'not comparable'.")
 
 
+#: The columns notebook 08 and the report's front page show.
+SHOWN_COLUMNS = ["finding", "report_says", "we_measure", "p_value", "verdict", "reason", "seeds"]
+
+
+def assess_runs(results: pd.DataFrame, runs_dir: Any, **kwargs: Any) -> Assessment:
+    """:func:`assess` on the finished runs under ``runs_dir``: their predictions, histories and
+    recorded settings read from the run folders."""
+    from ser_utils import runs as run_folders
+    from ser_utils.analysis.paired_runs import load_settings
+
+    done = list(run_folders.finished(results)["run_id"]) if len(results) else []
+    return assess(results, run_folders.load_tables(runs_dir, done),
+                  run_folders.load_tables(runs_dir, done, run_folders.HISTORY_FILE),
+                  settings=load_settings(runs_dir, done), **kwargs)
+
+
 def evaluate(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
              histories: Mapping[str, pd.DataFrame] | None = None, **kwargs: Any) -> pd.DataFrame:
     """The findings table of :func:`assess` (one row per finding, columns :data:`TABLE_COLUMNS`)."""

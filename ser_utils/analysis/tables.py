@@ -68,7 +68,8 @@ def banner_html(synthetic: bool) -> str:
 
 
 def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
-    """Table 2: each architecture's best finished configuration, with the report's accuracy beside it.
+    """Table 2: each architecture's best finished configuration, with the report's accuracy of that
+    same configuration beside it (NaN where the report published none).
 
     ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest).
     """
@@ -80,8 +81,10 @@ def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
     if by not in done:
         raise ValueError(f"by={by!r}: not a results column; use 'accuracy' or 'best_val_loss'")
     best = done.sort_values(by, ascending=ascending, kind="stable").groupby("model", sort=False).head(1)
-    report = published.table("table2").set_index("model")["accuracy"]
-    best = with_intervals(best.assign(report_accuracy=best["model"].map(report)))
+    # the report's number for the same configuration (model, activation, lr), never its best of the architecture
+    report = [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan)
+              for m, a, lr in zip(best["model"], best["activation"], best["lr"])]
+    best = with_intervals(best.assign(report_accuracy=report))
     order = {m: i for i, m in enumerate(config.MODELS)}
     best = best.sort_values("model", key=lambda s: s.map(lambda m: order.get(m, len(order))))
     return best.reindex(columns=columns).reset_index(drop=True)
