@@ -128,7 +128,7 @@ def _headline(results: Any, run_pages: Mapping[str, Path], synthetic: bool) -> s
     table = analysis.best_per_model(results)
     if table.empty:
         return "<p class='muted'>No finished run yet.</p>"
-    table = table[["model", "run_id", "epochs", "accuracy", "accuracy_ci", "report_accuracy", "difference",
+    table = table[["model", "run_id", "epochs_run", "accuracy", "accuracy_ci", "report_accuracy", "difference",
                    "report_inside_ci", "f1", "uar", "status"]]
     link = {"run_id": lambda r: _link(f"{RUN_PAGES}/{r}.html", r) if r in run_pages else html.escape(r),
             "difference": lambda d: "—" if d != d else f"{d:+.1f}"}
