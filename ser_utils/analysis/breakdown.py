@@ -166,19 +166,20 @@ def model_listener_kappa(predictions: pd.DataFrame, votes: pd.DataFrame) -> dict
             "n": int(len(single))}
 
 
-def sections_not_run(results: pd.DataFrame, synthetic: bool) -> list[str]:
-    """One line per analysis section the runs cannot fill, saying what would make it run."""
+def sections_not_run(results: pd.DataFrame, synthetic: bool) -> dict[str, str]:
+    """One line per analysis section the runs cannot fill (``seeds``, ``speaker``, ``listeners``),
+    saying what would make it run; a section that can run is absent."""
     done = runs.finished(results)
-    lines = []
+    lines = {}
     seeds = done.groupby(["model", "activation", "lr"])["seed"].nunique() if len(done) and "seed" in done else []
     if not len(seeds) or int(max(seeds)) < 2:
-        lines.append("Repetitions across seeds: one seed per configuration; run the sweep with --seeds 42,43,44 "
-                     "to put seed-to-seed variance into the verdicts.")
+        lines["seeds"] = ("Repetitions across seeds: one seed per configuration; run the sweep with "
+                          "--seeds 42,43,44 to measure seed-to-seed variance and put it into the verdicts.")
     if not len(done) or "split" not in done or not (done["split"] == "speaker").any():
-        lines.append("Random vs speaker-independent split: no speaker-split run; run the sweep with --split speaker.")
+        lines["speaker"] = "Random vs speaker-independent split: no speaker-split run; run the sweep with --split speaker."
     if synthetic:
-        lines.append("People and the model: the listeners' votes exist for real CREMA-D only; point data_dir "
-                     "(or $CREMA_D_DIR) at a CREMA-D copy.")
+        lines["listeners"] = ("People and the model: the listeners' votes exist for real CREMA-D only; point data_dir "
+                              "(or $CREMA_D_DIR) at a CREMA-D copy.")
     return lines
 
 

@@ -156,8 +156,9 @@ def _claims_table(results: Any, runs_dir: Path, synthetic: bool) -> str:
 def _not_run(results: Any, synthetic: bool) -> str:
     from ser_utils.analysis import breakdown
 
-    lines = breakdown.sections_not_run(results, synthetic)
-    return "<ul class='muted'>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" if lines else ""
+    lines = breakdown.sections_not_run(results, synthetic).values()
+    return ("<h3>Not run</h3><ul class='muted'>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+            if lines else "")
 
 
 def _runs_list(results: Any, run_pages: Mapping[str, Path]) -> str:
