@@ -6,6 +6,7 @@ module              what it holds
 ``published``       the course report's published numbers (Tables 2-4, per-class F1, confusions)
 ``paired_runs``     finished runs aligned clip by clip per test split; paired comparisons
 ``claims``          the report's findings and a verdict for each, computed from our runs
+``null_simulation`` the false-positive rate of the claims' accuracy test (identical configurations)
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
 ``plots``           every figure of the suite

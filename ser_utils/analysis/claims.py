@@ -501,7 +501,8 @@ def _finish(rows: list[dict], alpha: float) -> None:
         if r["comparisons"]:
             r["verdict"] = verdict([r["effect"]], [r["p_value"]], alpha, r["_complete"])
         if r["verdict"] == "not significant":
-            r["reason"] = f"p = {r['p_value']:.3g} after Holm over the {len(tested)} findings tested (alpha {alpha:g})"
+            found = f"{len(tested)} finding{'' if len(tested) == 1 else 's'}"
+            r["reason"] = f"p = {r['p_value']:.3g} after Holm over the {found} tested (alpha {alpha:g})"
         elif r["verdict"] == "not run":
             r["reason"] = r["reason"] or r["detail"]
         if ONE_SEED in r["test"]:
