@@ -26,7 +26,7 @@ claims table prints: the exact sign-flip permutation test with one training seed
 test for one pair), the clip x seed random-effects t-test with several seeds (seed-to-seed
 variance included). See docs/statistics.md.
 
-Longer than the 550-line guideline on purpose: every test-set statistic of the suite (intervals,
+This module is larger than the 550-line guideline on purpose: every test-set statistic of the suite (intervals,
 paired tests, corrections) lives in this one module, so the notebooks, the claims table and the
 report cannot drift apart in how they compute uncertainty.
 """

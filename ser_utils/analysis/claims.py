@@ -36,6 +36,10 @@ present, ``seed, split_seed, status, split, epochs, corpus, n_train, n_val``; se
 size, precision, the corpus fingerprint... from config.json). Runs evaluated on one test split
 (the same ``split_seed``, or, in results without one, the same ``seed``) are paired on the clip
 key. Statuses ``complete`` and ``diverged`` count as finished.
+
+This module is larger than the 550-line guideline: the findings, their evaluators and the verdict rules are
+read together when checking what a verdict means (docs/statistics.md follows this file's order);
+the run-level machinery (pairing, settings, informativeness) is in ``paired_runs``.
 """
 
 from __future__ import annotations
@@ -252,16 +256,20 @@ def _best(claim: Claim, runs: PairedRuns, alpha: float) -> tuple[dict, list[dict
             f"{_pct(runner['accuracy'])}")
     required = [c for c in _grid(scope) if c != target]
     competitors = [c for c in dict.fromkeys(required + runs.configs(scope)) if c != target]
+    return _best_of(claim, says, target, competitors, required, runs,
+                    f"against {len(competitors)} other configuration(s)")
+
+
+def _best_of(claim: Claim, says: str, target: str, competitors: Sequence[str], required: Sequence[str],
+             runs: PairedRuns, against: str) -> tuple[dict, list[dict]]:
+    """``target`` is the best: one comparison with each competitor, Holm over them."""
     comps = []
-    if runs.has(target):
-        for other in competitors:
-            result = runs.compare([(target, other)])
-            if result is not None:
-                comps.append({"a": target, "b": other, "winner_only": True, **result})
+    for other in competitors if runs.has(target) else ():
+        result = runs.compare([(target, other)])
+        if result is not None:
+            comps.append({"a": target, "b": other, "winner_only": True, **result})
     missing = _missing([target, *required], runs)
-    detail = f"{target} against {len(comps)} other configuration(s), Holm-corrected"
-    if missing:
-        detail += "; " + _missing_note(missing)
+    detail = f"{target} {against}, Holm-corrected" + ("; " + _missing_note(missing) if missing else "")
     return _row(claim, says, comps, not missing, _points, runs, detail)
 
 
@@ -283,16 +291,7 @@ def _act_best(claim: Claim, runs: PairedRuns, alpha: float) -> tuple[dict, list[
     rows = rows[(rows["model"] == model) & rows["lr"].map(lambda x: math.isclose(x, lr))]
     says = ", ".join(f"{a} {_pct(x)}" for a, x in zip(rows["activation"], rows["accuracy"])) + f" (lr {lr:g})"
     others = [_cfg(model, a, lr) for a in config.ACTIVATIONS if a != act]
-    comps = []
-    for other in others:
-        result = runs.compare([(target, other)])
-        if result is not None:
-            comps.append({"a": target, "b": other, "winner_only": True, **result})
-    missing = _missing([target, *others], runs)
-    detail = f"{target} against the other activations at lr {lr:g}, Holm-corrected"
-    if missing:
-        detail += "; " + _missing_note(missing)
-    return _row(claim, says, comps, not missing, _points, runs, detail)
+    return _best_of(claim, says, target, others, others, runs, f"against the other activations at lr {lr:g}")
 
 
 def _lr_says(model: str, lr: float) -> str:
