@@ -107,3 +107,17 @@ def test_people_and_model_needs_real_crema_d():
     if (SHARED_CREMA_D / "summaryTable.csv").is_file():
         votes = dataset.load_listener_votes(SHARED_CREMA_D)
         assert breakdown.needs_real_crema_d(votes) is None
+
+
+def test_tied_with_best_keeps_splits_and_epoch_budgets_apart(tmp_path):
+    runs_dir = make_fake_sweep(tmp_path / "runs", names=fake_clip_names(8))
+    results = runs.load_results(runs_dir)
+    done = runs.finished(results)
+    one_d = done[done["model"] == "1d"].sort_values("accuracy")
+    worst, second = one_d.iloc[0]["run_id"], one_d.iloc[1]["run_id"]
+    results.loc[results["run_id"] == worst, "split"] = "speaker"
+    results.loc[results["run_id"] == second, "epochs"] = 99
+    tied = breakdown.tied_with_best(results, runs_dir).set_index("run_id")
+    # each is the best of its own group: never tested against the random-split / other-budget best
+    assert tied.loc[worst, "best"] == worst and tied.loc[second, "best"] == second
+    assert np.isnan(tied.loc[worst, "p"]) and np.isnan(tied.loc[second, "p"])

@@ -104,12 +104,16 @@ def _correctness(run_dir: Path) -> pd.Series | None:
 
 
 def tied_with_best(results: pd.DataFrame, runs_dir: str | Path, alpha: float = 0.05) -> pd.DataFrame:
-    """Per model, every finished run compared with that model's best run on the same test clips:
-    McNemar's exact test, Holm-corrected within the model. ``tied`` marks runs that cannot be told
-    apart from the best (Figure 7 marks them)."""
+    """Per model and protocol (split method, split seed, epochs), every finished run compared with
+    that group's best run on the same test clips: McNemar's exact test, Holm-corrected within the
+    group. A speaker-split run is never tested against the random-split best, nor a 1-epoch run
+    against a 12-epoch one. ``tied`` marks runs that cannot be told apart from their group's best
+    (Figure 7 marks them); one seed each: seed noise not included."""
     done = runs.finished(results)
     rows = []
-    for model, group in done.groupby("model", sort=False):
+    keys = [k for k in ("model", "split", "split_seed", "epochs") if k in done]
+    for key, group in done.groupby(keys, sort=False, dropna=False):
+        model = key[0] if isinstance(key, tuple) else key
         best = group.loc[group["accuracy"].idxmax()]
         best_correct = _correctness(Path(runs_dir) / best["run_id"])
         found = []
