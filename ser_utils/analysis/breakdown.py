@@ -60,7 +60,10 @@ def accuracy_by(predictions: pd.DataFrame, column: str, root: str | Path | None 
 # -------------------------------------------------------------- across runs
 def split_gap(results: pd.DataFrame) -> pd.DataFrame:
     """Per model, the best accuracy on the random split beside the best on the speaker-independent
-    split and the gap (random - speaker, points); ``not run`` where a split has no finished run."""
+    split and the gap (random - speaker, points) with its 95% Newcombe interval (``gap_lo``,
+    ``gap_hi``) and the two-proportion test (``p``): the two splits test different clips, so the
+    comparison is of independent proportions (needs ``n_test`` in the results); ``not run``
+    where a split has no finished run. One run per split: seed noise not included."""
     done = runs.finished(results)
     rows = []
     for model in dict.fromkeys([*config.MODELS, *done.get("model", pd.Series(dtype=str))]):
@@ -74,6 +77,15 @@ def split_gap(results: pd.DataFrame) -> pd.DataFrame:
             row[f"{split}_accuracy"] = np.nan if run is None else float(run["accuracy"])
         both = all(run is not None for run in best.values())
         row["gap_points"] = (row["random_accuracy"] - row["speaker_accuracy"]) * 100 if both else np.nan
+        sizes = [pd.to_numeric(run.get("n_test"), errors="coerce") if run is not None else np.nan
+                 for run in best.values()]
+        row.update(gap_lo=np.nan, gap_hi=np.nan, p=np.nan)
+        if both and all(pd.notna(n) and n > 0 for n in sizes):
+            # different test clips (the speaker split holds out whole actors): independent proportions
+            (n1, n2), (a1, a2) = (int(n) for n in sizes), (row["random_accuracy"], row["speaker_accuracy"])
+            k1, k2 = round(a1 * n1), round(a2 * n2)
+            gap = stats.newcombe_interval(k1, n1, k2, n2)
+            row.update(gap_lo=100 * gap.lo, gap_hi=100 * gap.hi, p=stats.two_proportion_pvalue(k1, n1, k2, n2))
         row["status"] = "measured" if both else "not run"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser_utils import config, runs
+from ser_utils import config, runs, stats
 from ser_utils.analysis import published
 
 #: Columns holding fractions, shown as percentages.
@@ -129,7 +129,9 @@ def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mappi
     base = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in frame}
     base.update({c: "{:g}" for c in ("lr",) if c in frame})
     base.update({c: "{:.0f}" for c in ("best_epoch", "epochs_run", "epochs", "seeds") if c in frame})
-    base.update({c: "{:+.1f}" for c in ("difference", "difference_points", "gap_points") if c in frame})
+    base.update({c: "{:+.1f}" for c in ("difference", "difference_points", "gap_points", "gap_lo", "gap_hi",
+                                         "lo_points", "hi_points") if c in frame})
+    base.update({c: "{:.3g}" for c in ("p", "p_holm") if c in frame})
     styler = frame.style.format({**base, **(formats or {})}, na_rep="—")
     if "accuracy" in frame and frame["accuracy"].notna().any():
         styler = styler.background_gradient(subset=["accuracy"], cmap="Greens")
@@ -257,10 +259,22 @@ def f1_from_confusion(matrix: pd.DataFrame) -> pd.Series:
 
 
 def baseline_table(baseline: Mapping[str, Any]) -> pd.DataFrame:
-    """Listeners (every tie rule) and the model: accuracy on the same test clips."""
+    """Listeners (every tie rule) and the model: accuracy on the same test clips, and for each rule
+    the model's lead over the listeners (``difference_points``) with its 95% interval and the exact
+    paired sign-flip test on those clips (:func:`ser_utils.stats.mean_difference_test`; one model
+    run: its seed noise is not included)."""
     human = baseline["human"]
-    rows = [{"who": f"listeners, voice only ({rule})", "accuracy": human[rule], "rule": TIE_RULES[rule]}
-            for rule in TIE_RULES]
+    voted = baseline["clips"].dropna(subset=["voice_vote"])
+    model = (voted["true"] == voted["predicted"]).to_numpy(float)
+    rows = []
+    for rule in TIE_RULES:
+        row = {"who": f"listeners, voice only ({rule})", "accuracy": human[rule], "rule": TIE_RULES[rule]}
+        if len(voted) > 1:
+            people = np.array([vote_score(v, t, rule) for v, t in zip(voted["voice_vote"], voted["true"])])
+            test = stats.mean_difference_test([(model - people)[None, :]])
+            row.update(difference_points=100 * test.effect, lo_points=100 * test.lo, hi_points=100 * test.hi,
+                       p=test.pvalue)
+        rows.append(row)
     rows.append({"who": "model", "accuracy": baseline["model_accuracy"], "rule": "argmax of the model's output"})
     frame = pd.DataFrame(rows)
     frame["clips"] = baseline["n_voted"]
