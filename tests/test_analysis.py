@@ -326,3 +326,26 @@ def test_notebook_09_conclusions_follow_the_table():
     table.loc[0, "accuracy"] = 0.6
     assert "Highest test accuracy: **combined-relu-lr0.001 (sweep)** at 60.0%" in "\n".join(
         analysis.comparison_findings(table, synthetic=False))
+
+
+def test_tables_keep_splits_apart_and_show_seeds_as_mean_sd_and_interval():
+    from ser_utils import stats
+
+    base = {"model": "2d", "activation": "silu", "lr": 0.001, "epochs": 150, "split_seed": 42, "status": "complete",
+            "corpus": "synthetic"}
+    rows = [{**base, "run_id": f"2d-silu-lr0.001-seed{s}", "seed": s, "split": "random", "accuracy": acc,
+             "accuracy_lo": acc - 0.03, "accuracy_hi": acc + 0.03} for s, acc in ((42, 0.50), (43, 0.56), (44, 0.53))]
+    rows.append({**base, "run_id": "2d-silu-lr0.001-speaker", "seed": 42, "split": "speaker", "accuracy": 0.70,
+                 "accuracy_lo": 0.66, "accuracy_hi": 0.74})
+    results = pd.DataFrame(rows)
+    table2 = analysis.best_per_model(results).set_index("split")
+    assert list(table2.index) == ["random", "speaker"]  # one row per split, never the speaker run as "the best"
+    expected = stats.t_interval([0.50, 0.56, 0.53])
+    random = table2.loc["random"]
+    assert random["seeds"] == 3 and random["accuracy"] == pytest.approx(0.53)  # the mean, not the best seed
+    assert random["sd"] == pytest.approx(expected["sd"])
+    assert random["accuracy_ci"] == f"{100 * expected['lo']:.1f}-{100 * expected['hi']:.1f}"
+    assert random["report_accuracy"] == 0.641 and random["difference"] == pytest.approx((0.53 - 0.641) * 100)
+    assert math.isnan(table2.loc["speaker", "report_accuracy"])  # the report published no speaker-split numbers
+    table3 = analysis.configuration_table(results, "2d")
+    assert len(table3) == 2 and sorted(table3["seeds"]) == [1, 3]

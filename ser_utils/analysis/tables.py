@@ -27,7 +27,8 @@ from ser_utils.analysis import published
 PERCENT_COLUMNS = ("accuracy", "f1", "precision", "recall", "f1_macro", "uar", "report_accuracy", "mean", "sd",
                    "lo", "hi")
 #: Columns of the per-configuration tables (Tables 3 and 4 and the combined one).
-TABLE_COLUMNS = ["run_id", "activation", "lr", "accuracy", "accuracy_ci", "report_accuracy", "difference",
+TABLE_COLUMNS = ["run_id", "activation", "lr", "split", "seeds", "accuracy", "sd", "accuracy_ci", "report_accuracy",
+                 "difference",
                  "report_inside_ci", "f1", "f1_ci", "precision", "recall", "uar", "uar_ci", "best_epoch", "epochs_run",
                  "status"]
 
@@ -67,9 +68,46 @@ def banner_html(synthetic: bool) -> str:
             "from generated speech and says nothing about CREMA-D.</div>")
 
 
+#: What makes runs repetitions of one configuration (all but the training seed).
+SEED_GROUP = ("model", "activation", "lr", "epochs", "split", "split_seed")
+
+
+def over_seeds(done: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs, one row per configuration and protocol: a configuration trained with several
+    seeds shows their mean accuracy, standard deviation (``sd``) and 95% t-interval (as
+    ``accuracy_lo``/``accuracy_hi``), never its best seed; ``seeds`` counts them. One seed keeps
+    the run's own bootstrap interval. The other metrics are averaged (their intervals dropped)."""
+    keys = [k for k in SEED_GROUP if k in done]
+    if done.empty:
+        return done.assign(seeds=pd.Series(dtype=float), sd=pd.Series(dtype=float))
+    rows = []
+    for _, group in done.groupby(keys, dropna=False, sort=False):
+        row = group.iloc[0].to_dict()
+        row.update(seeds=len(group), sd=np.nan)
+        if len(group) > 1:
+            t = stats.t_interval(pd.to_numeric(group["accuracy"], errors="coerce"))
+            row.update(run_id=f"{row['run_id']} (+{len(group) - 1} seeds)", accuracy=t["mean"], sd=t["sd"],
+                       accuracy_lo=t["lo"], accuracy_hi=t["hi"])
+            for metric in ("f1", "precision", "recall", "f1_macro", "uar"):
+                if metric in group:
+                    row[metric] = pd.to_numeric(group[metric], errors="coerce").mean()
+            row.update({f"{m}_{end}": np.nan for m in ("f1", "uar") for end in ("lo", "hi")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _report_accuracy(rows: pd.DataFrame) -> list[float]:
+    """The report's published accuracy for each row's own configuration (random split only: the
+    report has no speaker-independent numbers); NaN where it published none."""
+    split = rows["split"] if "split" in rows else pd.Series("random", index=rows.index)
+    return [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan) if sp in ("random", None) or sp != sp
+            else np.nan for m, a, lr, sp in zip(rows["model"], rows["activation"], rows["lr"], split)]
+
+
 def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
-    """Table 2: each architecture's best finished configuration, with the report's accuracy of that
-    same configuration beside it (NaN where the report published none).
+    """Table 2: each architecture's best finished configuration per split method (splits are never
+    mixed), seeds as their mean (:func:`over_seeds`), with the report's accuracy of that same
+    configuration beside it (NaN where the report published none).
 
     ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest).
     """
@@ -80,13 +118,13 @@ def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
     ascending = by == "best_val_loss"
     if by not in done:
         raise ValueError(f"by={by!r}: not a results column; use 'accuracy' or 'best_val_loss'")
-    best = done.sort_values(by, ascending=ascending, kind="stable").groupby("model", sort=False).head(1)
-    # the report's number for the same configuration (model, activation, lr), never its best of the architecture
-    report = [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan)
-              for m, a, lr in zip(best["model"], best["activation"], best["lr"])]
-    best = with_intervals(best.assign(report_accuracy=report))
+    done = over_seeds(done)
+    groups = [k for k in ("model", "split") if k in done]
+    best = done.sort_values(by, ascending=ascending, kind="stable").groupby(groups, sort=False, dropna=False).head(1)
+    best = with_intervals(best.assign(report_accuracy=_report_accuracy(best)))
     order = {m: i for i, m in enumerate(config.MODELS)}
-    best = best.sort_values("model", key=lambda s: s.map(lambda m: order.get(m, len(order))))
+    best = best.sort_values(groups, key=lambda s: s.map(lambda m: order.get(m, len(order))) if s.name == "model" else s,
+                            kind="stable")
     return best.reindex(columns=columns).reset_index(drop=True)
 
 
@@ -110,13 +148,16 @@ def with_intervals(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def configuration_table(results: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Tables 3 / 4 / combined: every configuration of one model (failed ones too, marked), with the
-    report's published accuracy of the same configuration beside it (none for the combined model)."""
+    """Tables 3 / 4 / combined: every configuration of one model, one row per configuration and
+    split (seeds as mean, sd and t-interval: :func:`over_seeds`; failed and unfinished runs too,
+    marked), with the report's published accuracy of the same configuration beside it (none for
+    the combined model, nor for the speaker-independent split)."""
     rows = results[results["model"] == model].copy() if not results.empty else results.copy()
     if not rows.empty:
-        rows["report_accuracy"] = [(published.lookup(model, a, lr) or {}).get("accuracy", np.nan)
-                                   for a, lr in zip(rows["activation"], rows["lr"])]
-        rows = with_intervals(rows)
+        done = runs.finished(rows)
+        other = rows[~rows["run_id"].isin(done["run_id"])]
+        rows = runs.sort_runs(pd.concat([over_seeds(done), other], ignore_index=True))
+        rows = with_intervals(rows.assign(report_accuracy=_report_accuracy(rows)))
     return rows.reindex(columns=TABLE_COLUMNS).reset_index(drop=True)
 
 
