@@ -36,7 +36,7 @@ def simulate_correctness(rng: np.random.Generator, n_seeds: int, seed_sd: float,
 def false_positive_rate(n_seeds: int, seed_sd: float, n_clips: int = 400, reps: int = 400,
                         alpha: float = 0.05, seed: int = config.SEED) -> float:
     """Share of ``reps`` simulated pairs of identical configurations the test calls different at ``alpha``."""
-    rng = np.random.default_rng([seed, n_seeds, int(round(seed_sd * 1e4))])
+    rng = np.random.default_rng([seed, n_seeds, round(seed_sd * 1e4)])
     hits = 0
     for _ in range(reps):
         correct = simulate_correctness(rng, n_seeds, seed_sd, n_clips).astype(np.int8)

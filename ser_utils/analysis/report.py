@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -131,7 +132,7 @@ def _headline(results: Any, run_pages: Mapping[str, Path], synthetic: bool) -> s
     table = table[["model", "run_id", "epochs_run", "accuracy", "accuracy_ci", "report_accuracy", "difference",
                    "report_inside_ci", "f1", "uar", "status"]]
     link = {"run_id": lambda r: _link(f"{RUN_PAGES}/{r}.html", r) if r in run_pages else html.escape(r),
-            "difference": lambda d: "—" if d != d else f"{d:+.1f}"}
+            "difference": lambda d: "—" if math.isnan(d) else f"{d:+.1f}"}
     return analysis.style_table(table, "Best run per architecture (test set) beside the report's number for the "
                                 "same configuration", synthetic, formats=link).to_html()
 

@@ -100,7 +100,7 @@ def _report_accuracy(rows: pd.DataFrame) -> list[float]:
     """The report's published accuracy for each row's own configuration (random split only: the
     report has no speaker-independent numbers); NaN where it published none."""
     split = rows["split"] if "split" in rows else pd.Series("random", index=rows.index)
-    return [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan) if sp in ("random", None) or sp != sp
+    return [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan) if pd.isna(sp) or sp == "random"
             else np.nan for m, a, lr, sp in zip(rows["model"], rows["activation"], rows["lr"], split)]
 
 
