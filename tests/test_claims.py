@@ -448,6 +448,11 @@ def test_two_runs_at_chance_are_uninformative():
     assert got["reason"].startswith("2d-silu-lr0.001: accuracy") and "includes chance" in got["reason"]
 
 
+def test_silu_best_for_2d_says_the_reports_numbers_once():
+    says = row(claims.evaluate(*sweep({SILU: 0.6}), claims=only("silu-best-2d")), "silu-best-2d")["report_says"]
+    assert says == "silu 64.1%, relu 58.2%, elu 56.9% (lr 0.001)"
+
+
 def test_a_competitor_at_chance_is_simply_beaten():
     spec = {cfg: (1 / 6 if cfg[2] == 0.1 else 0.5) for cfg in GRID if cfg[0] == "2d"}
     spec[("2d", "silu", 0.001)] = 0.5

@@ -288,7 +288,7 @@ def _act_best(claim: Claim, runs: PairedRuns, alpha: float) -> tuple[dict, list[
     model, act, lr = claim.params["model"], claim.params["activation"], claim.params["lr"]
     target = _cfg(model, act, lr)
     rows = published.all_rows()
-    rows = rows[(rows["model"] == model) & rows["lr"].map(lambda x: math.isclose(x, lr))]
+    rows = rows[(rows["model"] == model) & rows["lr"].map(lambda x: math.isclose(x, lr))].drop_duplicates("run_id")
     says = ", ".join(f"{a} {_pct(x)}" for a, x in zip(rows["activation"], rows["accuracy"])) + f" (lr {lr:g})"
     others = [_cfg(model, a, lr) for a in config.ACTIVATIONS if a != act]
     return _best_of(claim, says, target, others, others, runs, f"against the other activations at lr {lr:g}")
