@@ -107,3 +107,48 @@ def test_people_and_model_needs_real_crema_d():
     if (SHARED_CREMA_D / "summaryTable.csv").is_file():
         votes = dataset.load_listener_votes(SHARED_CREMA_D)
         assert breakdown.needs_real_crema_d(votes) is None
+
+
+def test_tied_with_best_keeps_splits_and_epoch_budgets_apart(tmp_path):
+    runs_dir = make_fake_sweep(tmp_path / "runs", names=fake_clip_names(8))
+    results = runs.load_results(runs_dir)
+    done = runs.finished(results)
+    one_d = done[done["model"] == "1d"].sort_values("accuracy")
+    worst, second = one_d.iloc[0]["run_id"], one_d.iloc[1]["run_id"]
+    results.loc[results["run_id"] == worst, "split"] = "speaker"
+    results.loc[results["run_id"] == second, "epochs"] = 99
+    tied = breakdown.tied_with_best(results, runs_dir).set_index("run_id")
+    # each is the best of its own group: never tested against the random-split / other-budget best
+    assert tied.loc[worst, "best"] == worst and tied.loc[second, "best"] == second
+    assert np.isnan(tied.loc[worst, "p"]) and np.isnan(tied.loc[second, "p"])
+
+
+def test_split_gap_has_an_interval_and_a_test_of_independent_proportions():
+    from statsmodels.stats.proportion import proportions_ztest
+
+    results = pd.DataFrame([
+        {"run_id": "1d-a", "model": "1d", "split": "random", "status": "complete", "accuracy": 0.6, "n_test": 500},
+        {"run_id": "1d-b", "model": "1d", "split": "speaker", "status": "complete", "accuracy": 0.5, "n_test": 400}])
+    row = breakdown.split_gap(results).set_index("model").loc["1d"]
+    assert row["gap_lo"] < 10 < row["gap_hi"] and row["gap_hi"] - row["gap_lo"] < 15
+    assert row["p"] == pytest.approx(proportions_ztest([300, 200], [500, 400])[1])
+    assert np.isnan(breakdown.split_gap(results.drop(columns=["n_test"])).set_index("model").loc["1d", "gap_lo"])
+
+
+def test_the_model_beside_the_listeners_gets_a_paired_interval_and_test():
+    from ser_utils import analysis
+
+    names = fake_clip_names(1)[:60]
+    preds = predictions_for(names, [i % 3 != 0 for i in range(60)])  # the model: 40 of 60 right
+    true = [n.split("_")[2] for n in names]
+    wrong = {e: config.EMOTIONS[(config.EMOTIONS.index(e) + 2) % 6] for e in config.EMOTIONS}
+    vote = [t if i % 2 == 0 else (f"{t}:{wrong[t]}" if i % 4 == 1 else wrong[t]) for i, t in enumerate(true)]
+    votes = pd.DataFrame({"file": [n[:-4] for n in names], "voice_vote": vote})
+    table = analysis.baseline_table(analysis.human_baseline(preds, votes)).set_index("who")
+    model_right = np.array([i % 3 != 0 for i in range(60)], dtype=float)
+    for rule in ("split", "strict", "lenient"):
+        people = np.array([analysis.vote_score(v, t, rule) for v, t in zip(vote, true)])
+        row = table.loc[f"listeners, voice only ({rule})"]
+        assert row["difference_points"] == pytest.approx(100 * (model_right - people).mean())
+        assert row["p"] == pytest.approx(stats.signflip_pvalue((model_right - people) * 2))
+        assert row["lo_points"] < row["difference_points"] < row["hi_points"]

@@ -94,7 +94,7 @@ def test_executed_analysis_carries_the_synthetic_banner(executed):
     setup = next(c for c in nb.cells if c.cell_type == "code" and "notebook.setup" in c.source)
     assert "not CREMA-D" in json.dumps(setup.outputs)  # visible banner at the top
     tables = [json.dumps(c.outputs, ensure_ascii=False) for c in nb.cells if "style_table(" in c.get("source", "")]
-    shown = [t for t in tables if t != "[]"]  # every styled table the analysis shows says synthetic
+    shown = [t for t in tables if "<table" in t]  # every styled table the analysis shows says synthetic
     assert len(shown) >= 4 and all("synthetic demo corpus — not CREMA-D" in t for t in shown)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "runs_dir" in injected.source and "not_declared" not in injected.source
@@ -123,8 +123,13 @@ def test_report_pages_exist_and_every_link_resolves(exported, small_sweep):
     text = exported.read_text()
     assert "synthetic-banner" in text and "not CREMA-D" in text and "64.1%" in text
     claims_part = text[text.index("claims, tested"):text.index("Key figures")]
-    assert claims_part.count("<tr") >= 11 and "Verdicts:" in claims_part  # ten findings + header
-    assert any(v in claims_part for v in ("reproduced", "contradicted", "not significant", "not run"))
+    assert claims_part.count("<tr") >= 15 and "Verdicts:" in claims_part  # fourteen findings + header
+    assert ">reason<" in claims_part and ">seeds<" in claims_part
+    assert any(v in claims_part for v in ("reproduced", "contradicted", "not significant", "not comparable",
+                                          "uninformative", "not run"))
+    assert "--seeds 42,43,44" in claims_part and "--split speaker" in claims_part  # sections that could not run
+    headline = text[text.index("Headline"):text.index("claims, tested")]
+    assert "same configuration" in headline and ">accuracy_ci<" in headline and ">difference<" in headline
 
 
 def test_report_without_code_hides_the_inputs(tmp_path):

@@ -245,3 +245,67 @@ def test_two_independent_proportions_match_statsmodels():
     _, ref_p = proportions_ztest([3464, 107], [4948, 261])
     assert stats.two_proportion_pvalue(3464, 4948, 107, 261) == pytest.approx(ref_p)
     assert stats.two_proportion_pvalue(5, 5, 3, 3) == 1.0
+
+
+# ------------------------------------------------------------------ the claims table's test of a mean difference
+def test_signflip_pvalue_matches_scipy_permutation_test_exactly():
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(-3, 4, 13), rng.integers(-1, 2, 15), np.array([2, 2, 1, 0, -1, 3, 2, 1, 1, 0, 2])):
+        ref = sps.permutation_test((values,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
+                                   n_resamples=np.inf, alternative="two-sided")
+        assert stats.signflip_pvalue(values) == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_signflip_pvalue_is_mcnemar_on_one_pair():
+    rng = np.random.default_rng(4)
+    a, b = rng.random(400) < 0.6, rng.random(400) < 0.55
+    diff = a.astype(int) - b.astype(int)
+    table = [[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]]
+    assert stats.signflip_pvalue(diff) == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-9)
+    with pytest.raises(ValueError, match="integers"):
+        stats.signflip_pvalue([0.5, 1])
+
+
+def constructed_three_seeds(n_clips: int = 2222) -> np.ndarray:
+    """Issue 19's case: SiLU right in all 3 seeds on 305 clips, ReLU right in one seed of 3 on 900."""
+    diff = np.zeros((3, n_clips))
+    diff[:, :305] = 1
+    for s in range(3):
+        diff[s, 305 + 300 * s:605 + 300 * s] = -1
+    return diff
+
+
+def test_mean_difference_test_weighs_by_how_much_clips_lean():
+    result = stats.mean_difference_test([constructed_three_seeds()])
+    assert result.effect == pytest.approx(5 / 2222)
+    assert result.pvalue > 0.5  # a sign test over the 1,205 leaning clips gives p ~ 1e-68
+    assert result.lo < 0 < result.hi
+    assert "3 seeds" in result.test
+
+
+def test_mean_difference_test_one_seed_says_so_and_pools_pairs_exactly():
+    rng = np.random.default_rng(5)
+    pairs = rng.integers(-1, 2, (3, 60)).astype(float)  # three activations, one seed
+    result = stats.mean_difference_test([pairs.mean(axis=0, keepdims=True)])
+    assert "one seed: seed noise not included" in result.test
+    assert result.pvalue == pytest.approx(stats.signflip_pvalue(pairs.sum(axis=0)))
+    assert result.effect == pytest.approx(pairs.mean())
+
+
+def test_mean_difference_test_across_splits_is_a_t_test_of_their_means():
+    rng = np.random.default_rng(6)
+    groups = [rng.integers(-1, 2, (1, n)) for n in (50, 60, 70)]
+    result = stats.mean_difference_test(groups)
+    ref = sps.ttest_1samp([g.mean() for g in groups], 0.0)
+    assert result.pvalue == pytest.approx(ref.pvalue)
+
+
+def test_false_positive_rate_of_identical_configurations():
+    """Two identical configurations: several seeds keep the rate near alpha whatever the seed noise;
+    one seed cannot (the verdict says "one seed"), and its rate grows with the seed-to-seed SD."""
+    from ser_utils.analysis import null_simulation
+
+    table = null_simulation.false_positive_table(seeds=(1, 3, 5), sds=(0.0, 0.01, 0.02), n_clips=300, reps=1000)
+    assert (table.loc[[3, 5]] <= 0.07).all().all(), table
+    assert table.loc[1].iloc[0] <= 0.07, table
+    assert table.loc[1].iloc[2] > 0.07, table  # one seed: seed noise not included, documented

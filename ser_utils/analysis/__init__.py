@@ -8,6 +8,7 @@ module              what it holds
 ``same_budget``     notebook 12: a new model against a report model at one budget, on the same test clips;
                     what attentive pooling weighs over a clip
 ``claims``          the report's findings and a verdict for each, computed from our runs
+``null_simulation`` the false-positive rate of the claims' accuracy test (identical configurations)
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``augmentation``    a run with ``--augment`` against its twin without: the paired test, the verdict
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
@@ -29,13 +30,13 @@ from ser_utils.analysis.tables import (PERCENT_COLUMNS, TABLE_COLUMNS, TIE_RULE,
                                        baseline_table, best_per_model, best_run, caption, clip_file,
                                        comparison_findings, configuration_table, confused_pairs, f1_from_confusion,
                                        histories, human_accuracy, human_baseline, human_confusion, human_summary,
-                                       human_vs_model, is_synthetic, model_confusion, per_class_f1, style_table,
-                                       sweep_status, top_runs, vote_score, with_intervals)
+                                       human_vs_model, is_synthetic, model_confusion, over_seeds, per_class_f1,
+                                       style_table, sweep_status, top_runs, vote_score, with_intervals)
 
 __all__ = [
     "PERCENT_COLUMNS", "TABLE_COLUMNS", "TIE_RULE", "TIE_RULES", "banner_html", "baseline_table", "best_per_model",
     "best_run", "caption", "clip_file", "comparison_findings", "configuration_table", "confused_pairs",
     "f1_from_confusion", "histories", "human_accuracy", "human_baseline", "human_confusion", "human_summary",
-    "human_vs_model", "is_synthetic", "model_confusion", "per_class_f1", "style_table", "sweep_status", "top_runs",
-    "vote_score", "with_intervals",
+    "human_vs_model", "is_synthetic", "model_confusion", "over_seeds", "per_class_f1", "style_table", "sweep_status",
+    "top_runs", "vote_score", "with_intervals",
 ]

@@ -60,7 +60,10 @@ def accuracy_by(predictions: pd.DataFrame, column: str, root: str | Path | None 
 # -------------------------------------------------------------- across runs
 def split_gap(results: pd.DataFrame) -> pd.DataFrame:
     """Per model, the best accuracy on the random split beside the best on the speaker-independent
-    split and the gap (random - speaker, points); ``not run`` where a split has no finished run."""
+    split and the gap (random - speaker, points) with its 95% Newcombe interval (``gap_lo``,
+    ``gap_hi``) and the two-proportion test (``p``): the two splits test different clips, so the
+    comparison is of independent proportions (needs ``n_test`` in the results); ``not run``
+    where a split has no finished run. One run per split: seed noise not included."""
     done = runs.finished(results)
     rows = []
     for model in dict.fromkeys([*config.MODELS, *done.get("model", pd.Series(dtype=str))]):
@@ -74,6 +77,15 @@ def split_gap(results: pd.DataFrame) -> pd.DataFrame:
             row[f"{split}_accuracy"] = np.nan if run is None else float(run["accuracy"])
         both = all(run is not None for run in best.values())
         row["gap_points"] = (row["random_accuracy"] - row["speaker_accuracy"]) * 100 if both else np.nan
+        sizes = [pd.to_numeric(run.get("n_test"), errors="coerce") if run is not None else np.nan
+                 for run in best.values()]
+        row.update(gap_lo=np.nan, gap_hi=np.nan, p=np.nan)
+        if both and all(pd.notna(n) and n > 0 for n in sizes):
+            # different test clips (the speaker split holds out whole actors): independent proportions
+            (n1, n2), (a1, a2) = (int(n) for n in sizes), (row["random_accuracy"], row["speaker_accuracy"])
+            k1, k2 = round(a1 * n1), round(a2 * n2)
+            gap = stats.newcombe_interval(k1, n1, k2, n2)
+            row.update(gap_lo=100 * gap.lo, gap_hi=100 * gap.hi, p=stats.two_proportion_pvalue(k1, n1, k2, n2))
         row["status"] = "measured" if both else "not run"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -104,12 +116,16 @@ def _correctness(run_dir: Path) -> pd.Series | None:
 
 
 def tied_with_best(results: pd.DataFrame, runs_dir: str | Path, alpha: float = 0.05) -> pd.DataFrame:
-    """Per model, every finished run compared with that model's best run on the same test clips:
-    McNemar's exact test, Holm-corrected within the model. ``tied`` marks runs that cannot be told
-    apart from the best (Figure 7 marks them)."""
+    """Per model and protocol (split method, split seed, epochs), every finished run compared with
+    that group's best run on the same test clips: McNemar's exact test, Holm-corrected within the
+    group. A speaker-split run is never tested against the random-split best, nor a 1-epoch run
+    against a 12-epoch one. ``tied`` marks runs that cannot be told apart from their group's best
+    (Figure 7 marks them); one seed each: seed noise not included."""
     done = runs.finished(results)
     rows = []
-    for model, group in done.groupby("model", sort=False):
+    keys = [k for k in ("model", "split", "split_seed", "epochs") if k in done]
+    for key, group in done.groupby(keys, sort=False, dropna=False):
+        model = key[0] if isinstance(key, tuple) else key
         best = group.loc[group["accuracy"].idxmax()]
         best_correct = _correctness(Path(runs_dir) / best["run_id"])
         found = []
@@ -164,6 +180,23 @@ def model_listener_kappa(predictions: pd.DataFrame, votes: pd.DataFrame) -> dict
         return {"kappa": np.nan, "n": 0}
     return {"kappa": stats.cohen_kappa(single["predicted"].to_numpy(), single["voice_vote"].to_numpy()),
             "n": int(len(single))}
+
+
+def sections_not_run(results: pd.DataFrame, synthetic: bool) -> dict[str, str]:
+    """One line per analysis section the runs cannot fill (``seeds``, ``speaker``, ``listeners``),
+    saying what would make it run; a section that can run is absent."""
+    done = runs.finished(results)
+    lines = {}
+    seeds = done.groupby(["model", "activation", "lr"])["seed"].nunique() if len(done) and "seed" in done else []
+    if not len(seeds) or int(max(seeds)) < 2:
+        lines["seeds"] = ("Repetitions across seeds: one seed per configuration; run the sweep with "
+                          "--seeds 42,43,44 to measure seed-to-seed variance and put it into the verdicts.")
+    if not len(done) or "split" not in done or not (done["split"] == "speaker").any():
+        lines["speaker"] = "Random vs speaker-independent split: no speaker-split run; run the sweep with --split speaker."
+    if synthetic:
+        lines["listeners"] = ("People and the model: the listeners' votes exist for real CREMA-D only; point data_dir "
+                              "(or $CREMA_D_DIR) at a CREMA-D copy.")
+    return lines
 
 
 def needs_real_crema_d(votes: Mapping | pd.DataFrame | None) -> str | None:

@@ -3,8 +3,14 @@
 The claims table (:mod:`ser_utils.analysis.claims`) asks "does A beat B?" many times over one sweep; this
 module reads the runs' predictions once, aligns every run evaluated on one test split on their
 common clips, draws the bootstrap resamples of each test split once and shares them between all
-the runs on it (so intervals of differences are paired), and answers comparisons with the exact
-McNemar test.
+the runs on it (so intervals of differences are paired), and answers comparisons with the test
+of the mean paired difference (:func:`ser_utils.stats.mean_difference_test`: McNemar's exact test
+for one pair, the exact sign-flip permutation test for several pairs of one seed, the clip x seed
+t-test for several seeds).
+
+It also says whether two runs may be compared at all (:meth:`PairedRuns.differences`: every
+result-affecting setting other than the model, activation, learning rate and seed) and whether a
+run carries information (:meth:`PairedRuns.uninformative`).
 """
 
 from __future__ import annotations
@@ -15,13 +21,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser_utils import config, stats
+from ser_utils import config, runs, stats
 from ser_utils.analysis import published
 from ser_utils.runs import FINISHED_STATUSES
 
 _TRUE_COLUMNS = ("y_true", "true")
 _PRED_COLUMNS = ("y_pred", "predicted")
 _KEY_COLUMNS = ("file", "path", "index")
+#: Settings two compared runs must share: every result-affecting field except those a claim
+#: varies (model, activation, learning rate) and the training seed (the replicate), plus the
+#: corpus, its clips' fingerprint and the training-set size.
+COMPARED_SETTINGS: tuple[str, ...] = tuple(f for f in config.RESULT_FIELDS if f not in ("model", "activation", "lr", "seed")) \
+    + ("corpus", "corpus_clips", "n_train")
+#: A run predicting one class for at least this share of its test clips is uninformative.
+ONE_CLASS_SHARE = 0.9
+
+
+def load_settings(runs_dir: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``run_id -> the settings its config.json records`` (:func:`ser_utils.runs.recorded_settings`)."""
+    from pathlib import Path
+
+    return {r: runs.recorded_settings(Path(runs_dir) / r) for r in run_ids}
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and value != ""
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=0))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
 
 
 def configuration_key(model: str, activation: str, lr: float) -> str:
@@ -53,7 +84,8 @@ class PairedRuns:
     """
 
     def __init__(self, results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
-                 histories: Mapping[str, pd.DataFrame] | None, split: str | None, n_boot: int, seed: int):
+                 histories: Mapping[str, pd.DataFrame] | None, split: str | None, n_boot: int, seed: int,
+                 settings: Mapping[str, Mapping[str, Any]] | None = None):
         missing = [c for c in ("run_id", "model", "activation", "lr") if c not in results.columns]
         if missing:
             raise ValueError(f"results frame lacks column(s) {', '.join(missing)}; "
@@ -70,6 +102,8 @@ class PairedRuns:
         frame["cfg"] = [configuration_key(m, a, lr) for m, a, lr in zip(frame["model"], frame["activation"], frame["lr"])]
         self.rows = frame.set_index("run_id", drop=False)
         self.histories = dict(histories or {})
+        self.settings = {r: self._settings_of(row, (settings or {}).get(r) or {})
+                         for r, row in zip(frame["run_id"], frame.to_dict("records"))}
         self.n_boot, self.boot_seed = n_boot, seed
         self.labels = list(config.EMOTIONS)
         # cfg -> {(seed, clip set): run_id}, only runs with predictions
@@ -93,7 +127,6 @@ class PairedRuns:
             self._align(clip_set, frames)
         self._stream = {c: i for i, c in enumerate(sorted(clips))}
         self._counts: dict[str, np.ndarray] = {}
-        self._acc: dict[str, dict[str, tuple[float, np.ndarray]]] = {}
 
     @staticmethod
     def _ints(frame: pd.DataFrame, column: str, default: pd.Series) -> pd.Series:
@@ -143,6 +176,13 @@ class PairedRuns:
         models = dict(zip(self.rows["cfg"], self.rows["model"]))
         return [c for c in self.by_cfg if model is None or models.get(c) == model]
 
+    def runs_of(self, cfg: str) -> list[str]:
+        """The runs of a configuration with predictions (one per seed and test split)."""
+        return list(self.by_cfg.get(cfg, {}).values())
+
+    def seeds_of(self, run_ids: Sequence[str]) -> list[int]:
+        return sorted({int(self.rows.loc[r, "seed"]) for r in run_ids if r in self.rows.index})
+
     def truth(self, run_id: str) -> np.ndarray:
         return self.y_true[self.clip_set[run_id]]
 
@@ -153,43 +193,81 @@ class PairedRuns:
             self._counts[clip_set] = stats.resample_counts(self.y_true[clip_set].size, self.n_boot, stream)
         return self._counts[clip_set]
 
-    def accuracy_replicates(self, clip_set: str) -> dict[str, tuple[float, np.ndarray]]:
-        """``run_id -> (accuracy, replicates)`` for every run on a test set: one product over its resamples."""
-        if clip_set not in self._acc:
-            ids = [r for r, c in self.clip_set.items() if c == clip_set]
-            preds = np.stack([self.pred[r] for r in ids])
-            reps = stats.replicate_accuracies(self.y_true[clip_set], preds, self.counts(clip_set))
-            acc = (preds == self.y_true[clip_set][None, :]).mean(axis=1)
-            self._acc[clip_set] = {r: (float(a), rep) for r, a, rep in zip(ids, acc, reps)}
-        return self._acc[clip_set]
+    @staticmethod
+    def _settings_of(row: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
+        """The compared settings of one run: its config.json where given, else its results row."""
+        out = {}
+        for name in COMPARED_SETTINGS:
+            value = recorded.get(name) if _known(recorded.get(name)) else row.get(name)
+            if _known(value):
+                out[name] = value
+        return out
+
+    # -- may these runs be compared, do they say anything
+    def differences(self, run_a: str, run_b: str) -> list[str]:
+        """Settings in which two runs differ, e.g. ``["epochs 1 vs 12"]`` (a setting one of them does
+        not record counts as a difference; one neither records is not compared)."""
+        sa, sb = self.settings.get(run_a, {}), self.settings.get(run_b, {})
+        diffs = []
+        for name in COMPARED_SETTINGS:
+            if name not in sa and name not in sb:
+                continue
+            va, vb = sa.get(name, "not recorded"), sb.get(name, "not recorded")
+            if name not in sa or name not in sb or not _same(va, vb):
+                diffs.append(f"{name} {va} vs {vb}")
+        return diffs
+
+    def uninformative(self, run_id: str) -> str | None:
+        """Why a run carries no information about its configuration, or None.
+
+        A run is uninformative when it predicts one class for at least :data:`ONE_CLASS_SHARE`
+        of its test clips, or when the 95% Wilson interval of its accuracy contains chance (the
+        share of the most frequent true class among its test clips: always answering it scores
+        that much).
+        """
+        pred, truth = self.pred[run_id], self.truth(run_id)
+        counts = np.bincount(pred, minlength=len(self.labels))
+        top = int(counts.argmax())
+        if counts[top] >= ONE_CLASS_SHARE * pred.size:
+            return f"{run_id} predicts {self.labels[top]} for {counts[top]} of {pred.size} test clips"
+        chance = float(np.bincount(truth, minlength=len(self.labels)).max() / truth.size)
+        right = int((pred == truth).sum())
+        lo, hi = stats.wilson_interval(right, truth.size)
+        if lo <= chance <= hi:
+            return (f"{run_id}: accuracy {right / truth.size:.1%} [{lo:.1%}, {hi:.1%}] includes chance "
+                    f"({chance:.1%}, the largest class)")
+        return None
 
     # -- comparisons
-    def compare(self, strata: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
-        """A beats B in accuracy, pooled over strata (pairs of configurations) and their shared replicates.
-
-        The estimate is the mean of the paired differences; its interval is the paired bootstrap
-        (as :func:`ser_utils.stats.paired_bootstrap`, one set of resamples per test set); the
-        p-value is the exact McNemar test, each clip counted once with its correctness difference
-        averaged over the pairs evaluated on it (as :func:`ser_utils.stats.mcnemar_exact` with
-        runs x clips arrays), the clips of different test sets pooled.
-        """
-        pairs = []
+    def pairs(self, strata: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The run pairs behind a comparison: each stratum's runs matched on (seed, test split)."""
+        out = []
         for a, b in strata:
             ra, rb = self.by_cfg.get(a, {}), self.by_cfg.get(b, {})
-            pairs += [(ra[key], rb[key]) for key in sorted(set(ra) & set(rb))]
+            out += [(ra[key], rb[key]) for key in sorted(set(ra) & set(rb))]
+        return out
+
+    def compare(self, strata: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+        """A beats B in accuracy, pooled over strata (pairs of configurations, e.g. three activations).
+
+        The effect is the mean paired difference in accuracy; on each test split every seed gives
+        one row, the per-clip correctness difference averaged over the strata evaluated with it;
+        :func:`ser_utils.stats.mean_difference_test` tests that mean and gives its interval
+        (seed-to-seed variance included when there are several seeds).
+        """
+        pairs = self.pairs(strata)
         if not pairs:
             return None
-        tables = {c: self.accuracy_replicates(c) for c in sorted({self.clip_set[a] for a, _ in pairs})}
-        got = [(tables[self.clip_set[a]][a], tables[self.clip_set[b]][b]) for a, b in pairs]
-        lo, hi = stats.percentile_interval(np.mean([ra[1] - rb[1] for ra, rb in got], axis=0))
-        # each clip counts once: its correctness difference averaged over the pairs on its test set
-        per_clip = [np.mean([(self.pred[a] == self.truth(a)).astype(float) - (self.pred[b] == self.truth(b))
-                             for a, b in pairs if self.clip_set[a] == clip_set], axis=0) for clip_set in tables]
-        test = stats.sign_test(np.concatenate(per_clip))
-        seeds = {key for a, b in strata for key in set(self.by_cfg.get(a, {})) & set(self.by_cfg.get(b, {}))}
-        return {"effect": float(np.mean([ra[0] - rb[0] for ra, rb in got])), "lo": float(lo), "hi": float(hi),
-                "p": test.pvalue, "test": "McNemar exact", "n_clips": int(sum(self.y_true[c].size for c in tables)),
-                "seeds": len(seeds)}
+        rows: dict[str, dict[int, list[np.ndarray]]] = {}
+        for a, b in pairs:
+            diff = (self.pred[a] == self.truth(a)).astype(float) - (self.pred[b] == self.truth(b))
+            seed = int(self.rows.loc[a, "seed"])
+            rows.setdefault(self.clip_set[a], {}).setdefault(seed, []).append(diff)
+        groups = [np.stack([np.mean(rows[c][s], axis=0) for s in sorted(rows[c])]) for c in sorted(rows)]
+        test = stats.mean_difference_test(groups)
+        seeds = sorted({int(self.rows.loc[a, "seed"]) for a, _ in pairs})
+        return {"effect": test.effect, "lo": test.lo, "hi": test.hi, "p": test.pvalue, "test": test.test,
+                "n_clips": test.n_clips, "seeds": len(seeds), "seed_list": seeds, "runs": pairs}
 
     def confusions(self, cfg: str) -> tuple[np.ndarray, np.ndarray, int, int] | None:
         """Confusion summed over a configuration's replicates, its bootstrap replicates ``(n_boot, K, K)``

@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser_utils import config, runs
+from ser_utils import config, runs, stats
 from ser_utils.analysis import published
 
 #: Columns holding fractions, shown as percentages.
 PERCENT_COLUMNS = ("accuracy", "f1", "precision", "recall", "f1_macro", "uar", "report_accuracy", "mean", "sd",
                    "lo", "hi")
 #: Columns of the per-configuration tables (Tables 3 and 4 and the combined one).
-TABLE_COLUMNS = ["run_id", "activation", "lr", "accuracy", "accuracy_ci", "report_accuracy", "difference",
+TABLE_COLUMNS = ["run_id", "activation", "lr", "split", "seeds", "accuracy", "sd", "accuracy_ci", "report_accuracy",
+                 "difference",
                  "report_inside_ci", "f1", "f1_ci", "precision", "recall", "uar", "uar_ci", "best_epoch", "epochs_run",
                  "status"]
 
@@ -67,8 +68,46 @@ def banner_html(synthetic: bool) -> str:
             "from generated speech and says nothing about CREMA-D.</div>")
 
 
+#: What makes runs repetitions of one configuration (all but the training seed).
+SEED_GROUP = ("model", "activation", "lr", "epochs", "split", "split_seed")
+
+
+def over_seeds(done: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs, one row per configuration and protocol: a configuration trained with several
+    seeds shows their mean accuracy, standard deviation (``sd``) and 95% t-interval (as
+    ``accuracy_lo``/``accuracy_hi``), never its best seed; ``seeds`` counts them. One seed keeps
+    the run's own bootstrap interval. The other metrics are averaged (their intervals dropped)."""
+    keys = [k for k in SEED_GROUP if k in done]
+    if done.empty:
+        return done.assign(seeds=pd.Series(dtype=float), sd=pd.Series(dtype=float))
+    rows = []
+    for _, group in done.groupby(keys, dropna=False, sort=False):
+        row = group.iloc[0].to_dict()
+        row.update(seeds=len(group), sd=np.nan)
+        if len(group) > 1:
+            t = stats.t_interval(pd.to_numeric(group["accuracy"], errors="coerce"))
+            row.update(run_id=f"{row['run_id']} (+{len(group) - 1} seeds)", accuracy=t["mean"], sd=t["sd"],
+                       accuracy_lo=t["lo"], accuracy_hi=t["hi"])
+            for metric in ("f1", "precision", "recall", "f1_macro", "uar"):
+                if metric in group:
+                    row[metric] = pd.to_numeric(group[metric], errors="coerce").mean()
+            row.update({f"{m}_{end}": np.nan for m in ("f1", "uar") for end in ("lo", "hi")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _report_accuracy(rows: pd.DataFrame) -> list[float]:
+    """The report's published accuracy for each row's own configuration (random split only: the
+    report has no speaker-independent numbers); NaN where it published none."""
+    split = rows["split"] if "split" in rows else pd.Series("random", index=rows.index)
+    return [(published.lookup(m, a, lr) or {}).get("accuracy", np.nan) if pd.isna(sp) or sp == "random"
+            else np.nan for m, a, lr, sp in zip(rows["model"], rows["activation"], rows["lr"], split)]
+
+
 def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
-    """Table 2: each architecture's best finished configuration, with the report's accuracy beside it.
+    """Table 2: each architecture's best finished configuration per split method (splits are never
+    mixed), seeds as their mean (:func:`over_seeds`), with the report's accuracy of that same
+    configuration beside it (NaN where the report published none).
 
     ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest). Runs
     with data augmentation (``augment`` other than none) are not the report's protocol: left out.
@@ -82,11 +121,13 @@ def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
     ascending = by == "best_val_loss"
     if by not in done:
         raise ValueError(f"by={by!r}: not a results column; use 'accuracy' or 'best_val_loss'")
-    best = done.sort_values(by, ascending=ascending, kind="stable").groupby("model", sort=False).head(1)
-    report = published.table("table2").set_index("model")["accuracy"]
-    best = with_intervals(best.assign(report_accuracy=best["model"].map(report)))
+    done = over_seeds(done)
+    groups = [k for k in ("model", "split") if k in done]
+    best = done.sort_values(by, ascending=ascending, kind="stable").groupby(groups, sort=False, dropna=False).head(1)
+    best = with_intervals(best.assign(report_accuracy=_report_accuracy(best)))
     order = {m: i for i, m in enumerate(config.MODELS)}
-    best = best.sort_values("model", key=lambda s: s.map(lambda m: order.get(m, len(order))))
+    best = best.sort_values(groups, key=lambda s: s.map(lambda m: order.get(m, len(order))) if s.name == "model" else s,
+                            kind="stable")
     return best.reindex(columns=columns).reset_index(drop=True)
 
 
@@ -110,13 +151,16 @@ def with_intervals(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def configuration_table(results: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Tables 3 / 4 / combined: every configuration of one model (failed ones too, marked), with the
-    report's published accuracy of the same configuration beside it (none for the combined model)."""
+    """Tables 3 / 4 / combined: every configuration of one model, one row per configuration and
+    split (seeds as mean, sd and t-interval: :func:`over_seeds`; failed and unfinished runs too,
+    marked), with the report's published accuracy of the same configuration beside it (none for
+    the combined model, nor for the speaker-independent split)."""
     rows = results[results["model"] == model].copy() if not results.empty else results.copy()
     if not rows.empty:
-        rows["report_accuracy"] = [(published.lookup(model, a, lr) or {}).get("accuracy", np.nan)
-                                   for a, lr in zip(rows["activation"], rows["lr"])]
-        rows = with_intervals(rows)
+        done = runs.finished(rows)
+        other = rows[~rows["run_id"].isin(done["run_id"])]
+        rows = runs.sort_runs(pd.concat([over_seeds(done), other], ignore_index=True))
+        rows = with_intervals(rows.assign(report_accuracy=_report_accuracy(rows)))
     return rows.reindex(columns=TABLE_COLUMNS).reset_index(drop=True)
 
 
@@ -129,7 +173,9 @@ def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mappi
     base = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in frame}
     base.update({c: "{:g}" for c in ("lr",) if c in frame})
     base.update({c: "{:.0f}" for c in ("best_epoch", "epochs_run", "epochs", "seeds") if c in frame})
-    base.update({c: "{:+.1f}" for c in ("difference", "difference_points", "gap_points") if c in frame})
+    base.update({c: "{:+.1f}" for c in ("difference", "difference_points", "gap_points", "gap_lo", "gap_hi",
+                                         "lo_points", "hi_points") if c in frame})
+    base.update({c: "{:.3g}" for c in ("p", "p_holm") if c in frame})
     styler = frame.style.format({**base, **(formats or {})}, na_rep="—")
     if "accuracy" in frame and frame["accuracy"].notna().any():
         styler = styler.background_gradient(subset=["accuracy"], cmap="Greens")
@@ -257,10 +303,22 @@ def f1_from_confusion(matrix: pd.DataFrame) -> pd.Series:
 
 
 def baseline_table(baseline: Mapping[str, Any]) -> pd.DataFrame:
-    """Listeners (every tie rule) and the model: accuracy on the same test clips."""
+    """Listeners (every tie rule) and the model: accuracy on the same test clips, and for each rule
+    the model's lead over the listeners (``difference_points``) with its 95% interval and the exact
+    paired sign-flip test on those clips (:func:`ser_utils.stats.mean_difference_test`; one model
+    run: its seed noise is not included)."""
     human = baseline["human"]
-    rows = [{"who": f"listeners, voice only ({rule})", "accuracy": human[rule], "rule": TIE_RULES[rule]}
-            for rule in TIE_RULES]
+    voted = baseline["clips"].dropna(subset=["voice_vote"])
+    model = (voted["true"] == voted["predicted"]).to_numpy(float)
+    rows = []
+    for rule in TIE_RULES:
+        row = {"who": f"listeners, voice only ({rule})", "accuracy": human[rule], "rule": TIE_RULES[rule]}
+        if len(voted) > 1:
+            people = np.array([vote_score(v, t, rule) for v, t in zip(voted["voice_vote"], voted["true"])])
+            test = stats.mean_difference_test([(model - people)[None, :]])
+            row.update(difference_points=100 * test.effect, lo_points=100 * test.lo, hi_points=100 * test.hi,
+                       p=test.pvalue)
+        rows.append(row)
     rows.append({"who": "model", "accuracy": baseline["model_accuracy"], "rule": "argmax of the model's output"})
     frame = pd.DataFrame(rows)
     frame["clips"] = baseline["n_voted"]
