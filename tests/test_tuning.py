@@ -100,10 +100,10 @@ def request_for(corpus: Path, out: Path, feature_dir: Path, **options) -> tuning
 
 
 def worker_command(corpus: Path, out: Path, feature_dir: Path, storage: str, trials: int, worker: int,
-                   *extra: str) -> list[str]:
+                   *extra: str, study: str = "shared") -> list[str]:
     return [sys.executable, "-m", "ser_utils", "tune", "--data", str(corpus), "--model", "1d", "--epochs", "1",
             "--trials", str(trials), "--storage", storage, "--out", str(out), "--features-dir", str(feature_dir),
-            "--device", "cpu", "--study", "shared", "--no-finish", "--worker", str(worker), *extra]
+            "--device", "cpu", "--study", study, "--no-finish", "--worker", str(worker), *extra]
 
 
 # ------------------------------------------------------------------- trials and the test set
@@ -224,28 +224,30 @@ def test_journal_file_shared_by_two_processes(feature_dir, tiny_corpus, tmp_path
 def test_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, feature_dir, tiny_corpus, tmp_path):
     """SIGKILL a worker in its second trial; the next worker fails it by heartbeat and retries it."""
     url = postgres.url()
-    runs_dir = tmp_path / "tuning" / "shared" / "runs"
-    victim = subprocess.Popen(worker_command(tiny_corpus, tmp_path, feature_dir, url, 2, 1, "--heartbeat", "1"),
+    runs_dir = tmp_path / "tuning" / "killed" / "runs"
+    victim = subprocess.Popen(worker_command(tiny_corpus, tmp_path, feature_dir, url, 2, 1, "--heartbeat", "1",
+                                             study="killed"),
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + WAIT_S
-    while not (runs_dir / "tune-shared-t0001" / runs.CONFIG_FILE).is_file():
+    while not (runs_dir / "tune-killed-t0001" / runs.CONFIG_FILE).is_file():
         assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "the worker never started its second trial"
         time.sleep(0.05)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    first = runs.load_run(runs_dir / "tune-shared-t0000")["metrics"]
+    first = runs.load_run(runs_dir / "tune-killed-t0000")["metrics"]
     time.sleep(3.5)  # past the grace period (3 heartbeats)
 
-    result = subprocess.run(worker_command(tiny_corpus, tmp_path, feature_dir, url, 2, 2, "--heartbeat", "1"),
+    result = subprocess.run(worker_command(tiny_corpus, tmp_path, feature_dir, url, 2, 2, "--heartbeat", "1",
+                                           study="killed"),
                             cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S)
     assert result.returncode == 0, result.stderr[-2000:]
-    study = optuna.load_study(study_name="shared", storage=url)
+    study = optuna.load_study(study_name="killed", storage=url)
     states = {t.number: t.state for t in study.trials}
     assert states == {0: TrialState.COMPLETE, 1: TrialState.FAIL, 2: TrialState.COMPLETE}
     retry = study.trials[2]
     assert retry.params == study.trials[1].params
     assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 1
-    assert runs.read_status(runs_dir / "tune-shared-t0001") is None  # killed mid-training: no metrics
-    assert runs.read_status(runs_dir / "tune-shared-t0002") == runs.STATUS_VALIDATED
-    assert runs.load_run(runs_dir / "tune-shared-t0000")["metrics"] == first  # nothing else touched
+    assert runs.read_status(runs_dir / "tune-killed-t0001") is None  # killed mid-training: no metrics
+    assert runs.read_status(runs_dir / "tune-killed-t0002") == runs.STATUS_VALIDATED
+    assert runs.load_run(runs_dir / "tune-killed-t0000")["metrics"] == first  # nothing else touched
