@@ -67,3 +67,20 @@ def notebook_outputs(tmp_path_factory) -> Path:
         os.environ.pop("SER_OUTPUTS_DIR", None)
     else:
         os.environ["SER_OUTPUTS_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (tests/postgres_server.py) for the tuning tests; skipped, saying why,
+    without Debian's postgresql package."""
+    from tests.postgres_server import PostgresServer, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,7 +1,7 @@
 """Tuning with Optuna (``python -m ser_utils tune``): the search space, the storage errors, trials
 that never read the test set, a study resumed, and many workers on PostgreSQL and a journal file.
 
-The PostgreSQL tests start a real server (``tests/postgres_server.py``) and skip, saying why,
+The PostgreSQL tests use a real server (the ``postgres`` fixture of ``conftest.py``) and skip, saying why,
 without Debian's ``postgresql`` package. Every trial here is the 1D CNN for one epoch on the
 3-actor demo corpus.
 """
@@ -26,7 +26,7 @@ from ser_utils.errors import UserError
 from ser_utils.experiments import search_space, study_storage, tuning
 from ser_utils.training.data import TrainingData
 
-from postgres_server import DB_PASSWORD, PostgresServer, unavailable_reason
+from tests.postgres_server import DB_PASSWORD, free_port
 
 WAIT_S = 300
 
@@ -66,8 +66,6 @@ def test_bad_space_is_a_one_line_error(params, message):
 
 # ----------------------------------------------------------------------------------- storage
 def test_unreachable_database_names_the_url_with_the_password_masked():
-    from postgres_server import free_port
-
     url = f"postgresql+psycopg://ser:{DB_PASSWORD}@127.0.0.1:{free_port()}/postgres"
     with pytest.raises(UserError) as err:
         study_storage.open_storage(url)
@@ -166,19 +164,6 @@ def test_study_resumes_adds_only_new_trials_and_its_best_is_a_usable_run(feature
 
 
 # ----------------------------------------------------------------------- many workers
-@pytest.fixture(scope="module")
-def postgres():
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 def run_workers_side_by_side(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
     processes = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for c in commands]
