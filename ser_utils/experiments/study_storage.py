@@ -18,6 +18,7 @@ same parameters. The journal storage has no heartbeat in Optuna: a killed worker
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int | None =
         raise UserError(f"--storage {masked(url)}: not a storage URL; give sqlite:///PATH, "
                         "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or journal:PATH")
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite(Path(url[len("sqlite:///"):]))
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": 10}
@@ -79,6 +80,17 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int | None =
         raise UserError(f"--storage {masked(url)}: cannot open the study database ({type(err).__name__}: {reason}); "
                         "check the URL's driver, host, port, user, password and database name, and that the "
                         "server runs and accepts connections from this machine") from err
+
+
+def _prepare_sqlite(path: Path) -> None:
+    """Create the folder, and switch a new database file to write-ahead logging: readers no longer
+    block the writer (``--jobs`` workers on one machine) and a commit appends instead of rewriting."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _journal(path: str) -> Any:

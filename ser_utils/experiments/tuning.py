@@ -226,6 +226,7 @@ def run_workers(request: TuneRequest, jobs: int) -> int:
         raise UserError(f"--jobs {jobs}: give a positive number of worker processes")
     if jobs == 1:
         return work(request)
+    open_study(request)  # create the database and the study once, before the workers race to
     load_data(request)  # extract once here, so the workers all read the cache
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     slices = [cores[k::jobs] or None for k in range(jobs)] if len(cores) >= jobs else [None] * jobs
@@ -329,3 +330,29 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                      f"{comparison['p']:.3g} on {comparison['n_clips']} test clips")
     return lines
 
+
+
+def settings_table(request: TuneRequest, summary: dict[str, Any]) -> pd.DataFrame:
+    """The best trial's settings beside the report's protocol (Table 1; activation and lr of Table 2)."""
+    report = report_config(request)
+    best = (summary.get("best") or {}).get("params", {})
+    fields = [*search_space.SEARCHABLE, "epochs"]
+    return pd.DataFrame({"the report": [getattr(report, f) for f in fields],
+                         "best trial": [best.get(f, getattr(report, f) if f == "epochs" else "-") for f in fields]},
+                        index=pd.Index(fields, name="setting"))
+
+
+def conclusion(summary: dict[str, Any]) -> str:
+    """The study's outcome in words, computed from its numbers (Markdown)."""
+    best, comparison = summary.get("best"), summary.get("comparison")
+    if not best or not comparison:
+        return "No trial of this study finished with a finite validation loss: nothing to test or compare."
+    points, lo, hi = (100 * comparison["difference"], 100 * comparison["lo"], 100 * comparison["hi"])
+    p = comparison["p"]
+    verdict = ("better than" if lo > 0 else "worse than" if hi < 0 else "not distinguishable from")
+    return (f"On {comparison['n_clips']} test clips ({summary.get('corpus_label', '')}), the best of "
+            f"{sum(summary.get('trials', {}).values())} trials (trial {best['number']}, validation loss "
+            f"{best['value']:.3f}) scores {100 * comparison['accuracy_a']:.1f}% against "
+            f"{100 * comparison['accuracy_b']:.1f}% for the report's configuration `{comparison['b']}` trained "
+            f"with the same budget: {points:+.1f} points, 95% interval [{lo:+.1f}, {hi:+.1f}], exact McNemar "
+            f"p = {p:.3g}. The tuned model is **{verdict}** the report's configuration on these clips.")
