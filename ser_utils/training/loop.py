@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_utils import config, fileio, runs, stats
+from ser_utils.errors import UserError
 from ser_utils.training import checkpoint
 from ser_utils.training.batching import batch_inputs, evaluate, to_device_tensors, train_batches
 from ser_utils.config import TrainConfig
@@ -435,7 +436,8 @@ def evaluate_test(run_dir: str | Path, data: TrainingData | Any) -> dict[str, An
     data = as_training_data(data, cfg)
     diffs = runs.differences(run_dir, cfg.result_settings(), data.corpus, data.corpus_clips)
     if diffs:
-        raise ValueError(f"{run_dir} was trained on other data ({', '.join(diffs)})")
+        raise UserError(f"{run_dir} was trained on other data ({', '.join(diffs)}); give the corpus it was "
+                        "trained on (--data) to test it")
     state = torch.load(run_dir / runs.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     device = resolve_device(cfg.device)
     with torch_runtime(device, fixed_shapes=not needs_lengths(MODEL_REGISTRY[cfg.model])):
