@@ -164,16 +164,6 @@ def test_study_resumes_adds_only_new_trials_and_its_best_is_a_usable_run(feature
 
 
 # ----------------------------------------------------------------------- many workers
-def run_workers_side_by_side(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
-    processes = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for c in commands]
-    results = []
-    for process, command in zip(processes, commands):
-        out, err = process.communicate(timeout=WAIT_S)
-        results.append(subprocess.CompletedProcess(command, process.returncode, out, err))
-    return results
-
-
 def check_shared_study(storage: str, out: Path, expected: int) -> None:
     """Distinct trials in distinct run folders; one best, the same from the study and the folders."""
     study = optuna.load_study(study_name="shared", storage=storage)
@@ -188,11 +178,12 @@ def check_shared_study(storage: str, out: Path, expected: int) -> None:
 
 @pytest.mark.slow
 def test_two_workers_on_postgresql_share_one_study(postgres, feature_dir, tiny_corpus, tmp_path):
+    """Two worker processes against one PostgreSQL study (separate commands on separate machines are
+    the SLURM test's: tests/test_slurm.py)."""
     url = postgres.url()
-    results = run_workers_side_by_side([worker_command(tiny_corpus, tmp_path, feature_dir, url, 2, k)
-                                        for k in (1, 2)], tmp_path)
-    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
-    assert DB_PASSWORD not in "".join(r.stdout + r.stderr for r in results)
+    request = request_for(tiny_corpus, tmp_path, feature_dir, trials=2, storage=url, study="shared")
+    summary = tuning.tune(request, jobs=2, finish_study=False)
+    assert summary["counted"] >= 2 and DB_PASSWORD not in "\n".join(tuning.summary_lines(summary))
     check_shared_study(url, tmp_path, expected=2)
 
 
