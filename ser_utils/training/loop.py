@@ -430,7 +430,8 @@ def evaluate_test(run_dir: str | Path, data: TrainingData | Any) -> dict[str, An
     if metrics.get("status") in runs.FINISHED_STATUSES:
         return metrics
     if metrics.get("status") != runs.STATUS_VALIDATED:
-        raise ValueError(f"{run_dir}: status {metrics.get('status')!r}; only a validated run can be tested")
+        raise UserError(f"{run_dir}: status {metrics.get('status')!r}; only a validated run (trained with "
+                        "test=False) can be tested: is this the folder its worker wrote (--out on a shared file system)?")
     recorded = fileio.read_json(run_dir / runs.CONFIG_FILE) or {}
     cfg = TrainConfig(**{k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__})
     data = as_training_data(data, cfg)
