@@ -59,7 +59,74 @@ def build_parser() -> argparse.ArgumentParser:
     _add_main_job_parser(commands)
     _add_slurm_parser(commands)
     _add_predict_parser(commands)
+    _add_tune_parser(commands)
     return parser
+
+
+def _add_study_args(parser: argparse.ArgumentParser, required_storage: bool = False) -> None:
+    """The options a tuning study is defined by: the same spellings for tune and slurm-script --tune."""
+    from ser_utils.experiments import tuning
+
+    parser.add_argument("--model", default="2d", help="the model to tune (default: %(default)s)")
+    parser.add_argument("--trials", type=int, default=20,
+                        help="the study's target of finished (complete or pruned) trials; rerun with a larger "
+                             "number to add the difference (default: %(default)s)")
+    parser.add_argument("--study", default=None, help="study name (default: MODEL-SPLIT, e.g. 2d-random)")
+    parser.add_argument("--storage", default=None, metavar="URL", required=required_storage,
+                        help="sqlite:///PATH, postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or journal:PATH "
+                             "(default: sqlite under OUT/tuning/STUDY/)")
+    parser.add_argument("--sampler", choices=tuning.SAMPLERS, default="tpe")
+    parser.add_argument("--pruner", choices=tuning.PRUNERS, default="median")
+    parser.add_argument("--split", choices=config.SPLITS, default="random")
+    parser.add_argument("--seed", type=int, default=config.SEED, help="sampler and training seed (default: %(default)s)")
+
+
+def _add_tune_parser(commands) -> None:
+    from ser_utils.experiments import tuning
+
+    tune = _command(commands, "tune", "Bayesian hyper-parameter tuning with Optuna (resumable; many workers)",
+                    "Run or resume an Optuna study of one model: every trial trains a run folder without reading "
+                    "the test set (objective: the best epoch's validation loss; each epoch reports to the "
+                    "pruner). When the study holds --trials finished trials, its best trial is tested once and "
+                    "compared with the report's configuration on the same test clips. See docs/tuning.md.")
+    _add_data_arg(tune)
+    _add_study_args(tune)
+    tune.add_argument("--epochs", type=int, default=tuning.DEFAULT_EPOCHS, help="epochs per trial (default: %(default)s)")
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default: %(default)s)")
+    tune.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop asking for trials after this")
+    tune.add_argument("--space", type=Path, default=None, metavar="TOML", help="search space overrides (docs/tuning.md)")
+    tune.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                      help="override one field: lr=1e-4:1e-2:log, activation=relu,silu, batch_size=32 (repeatable)")
+    tune.add_argument("--out", type=Path, default=config.OUTPUTS_DIR,
+                      help="output root: the study in OUT/tuning/STUDY/ (default: outputs/)")
+    tune.add_argument("--features-dir", type=Path, default=None, help="feature cache root (default: OUT/features)")
+    tune.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+    tune.add_argument("--heartbeat", type=int, default=None, metavar="SECONDS",
+                      help="heartbeat of a running trial; one silent for 3x this fails and is retried (default: 10)")
+    tune.add_argument("--no-finish", action="store_true",
+                      help="only run trials: do not test the best trial (the SLURM workers' mode)")
+    tune.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # a SLURM task's index: seeds its sampler
+    tune.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ser_utils.experiments import search_space, tuning
+
+    request = tuning.make_request(
+        args.data, model=args.model, trials=args.trials, study=args.study, storage=args.storage,
+        sampler=args.sampler, pruner=args.pruner, epochs=args.epochs, split=args.split, seed=args.seed,
+        timeout=args.timeout, device=args.device, out=str(args.out),
+        features_dir=str(args.features_dir or Path(args.out) / "features"),
+        space=search_space.load_space(args.space, args.param), heartbeat_s=args.heartbeat)
+    if args.worker:
+        ran = tuning.work(request, worker=args.worker)
+        summary = {"study": request.study, "ran": ran, "target": request.trials,
+                   "counted": tuning.counted(tuning.open_study(request))}
+    else:
+        summary = tuning.tune(request, jobs=args.jobs, finish_study=not args.no_finish)
+    for line in tuning.summary_lines(summary):
+        print(line)
+    return 0
 
 
 def _add_main_job_parser(commands) -> None:
@@ -281,6 +348,11 @@ def _add_slurm_parser(commands) -> None:
                       "with --features the feature job to submit first (the array depends on it). Paths are "
                       "made absolute and OUT/logs/ is created, since SLURM cannot create a log folder.")
     script.add_argument("--features", action="store_true", help="print the feature-extraction job instead")
+    script.add_argument("--tune", action="store_true",
+                        help="print a tuning study's job array instead: every task a worker of one study "
+                             "(needs --storage; --model, --trials, --study, ... as for the tune command)")
+    script.add_argument("--tasks", type=int, default=2, help="--tune: workers (array tasks) (default: %(default)s)")
+    _add_study_args(script)
     script.add_argument("--shards", type=int, default=slurm.DEFAULT_SHARDS,
                         help="array tasks; each runs every N-th configuration (default: %(default)s)")
     script.add_argument("--gpus-per-task", type=int, default=slurm.DEFAULT_GPUS_PER_TASK,
@@ -300,9 +372,19 @@ def _add_slurm_parser(commands) -> None:
 
 
 def cmd_slurm_script(args: argparse.Namespace) -> int:
+    from ser_utils.errors import UserError
     from ser_utils.experiments import slurm
 
-    if args.features:
+    if args.tune:
+        epochs = int(args.epochs) if str(args.epochs).isdigit() else None
+        if epochs is None:
+            raise UserError(f"--epochs {args.epochs}: a tuning study takes one number of epochs per trial")
+        text = slurm.tune_script(args.tasks, storage=args.storage or "", model=args.model, trials=args.trials,
+                                 study=args.study or "", epochs=epochs, sampler=args.sampler, pruner=args.pruner,
+                                 split=args.split, seed=args.seed, gpus_per_task=args.gpus_per_task,
+                                 cpus_per_task=args.cpus_per_task, time=args.time or slurm.DEFAULT_TUNE_TIME,
+                                 data=args.data, out=args.out, python=args.python)
+    elif args.features:
         text = slurm.features_script(cpus_per_task=args.cpus_per_task, time=args.time or slurm.DEFAULT_FEATURES_TIME,
                                      data=args.data, out=args.out, python=args.python)
     else:

@@ -207,6 +207,9 @@ class TrainConfig:
     numeric_precision: str = "auto"
     augment: str = "none"  # AUGMENTS: none | spec | wave | both
     wandb: bool = False
+    #: The run folder's name instead of the one derived from the settings (a tuning trial is
+    #: ``tune-<study>-t0003``); not a result setting: the reuse check still compares every setting.
+    run_name: str = ""
 
     @property
     def run_id(self) -> str:
@@ -217,6 +220,8 @@ class TrainConfig:
         ``-speaker`` (split), ``-seed43``, ``-split43`` (split seed), ``-bs32`` (batch size), and
         ``-bf16``/``-fp32`` (precision), ``-aug-spec`` (augmentation), and ``-h`` plus a 6-character hash for the rest (weight decay, warm-up, final rate, dropout).
         """
+        if self.run_name:
+            return self.run_name
         default = TrainConfig()
         run_id = f"{self.model}-{self.activation}-lr{self.lr:g}"
         named = (("epochs", "e"), ("split", ""), ("seed", "seed"), ("split_seed", "split"), ("batch_size", "bs"),

@@ -37,6 +37,8 @@ from ser_utils.errors import UserError
 #: whole-corpus feature extraction of notebook 03, takes under a minute from a warm cache.
 NOTEBOOK_CELL_TIMEOUT_S = 1800
 
+#: Run after the others on its own quick budget (docs/tuning.md): a few trials of one epoch.
+TUNING_NOTEBOOK = "13_tuning"
 STORY_NOTEBOOKS = ("01_data_tour", "02_preprocessing", "03_feature_extraction",
                    "04_model_cnn1d", "05_model_cnn2d", "06_model_combined")
 
@@ -144,6 +146,8 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict", "11_augmentation",
                                                                                    "12_attention_transformer"]
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
+        # last, and small whatever the profile: the notebook's quick budget (a few 1-epoch trials), labelled as such
+        stage(f"notebook {TUNING_NOTEBOOK[:2]} (a quick tuning study)", lambda: notebooks([TUNING_NOTEBOOK]))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
     summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)
     summary["problems"] = problems

@@ -8,7 +8,7 @@ what)::
     best.pt          the checkpoint with the lowest validation loss (:mod:`ser_utils.training.checkpoint`)
     predictions.csv  one row per test clip: index, path, true, predicted, one probability per class
     confusion.csv    rows = true emotion, columns = predicted emotion
-    metrics.json     written last: status (complete | diverged | failed) and the test metrics
+    metrics.json     written last: status (complete | diverged | failed; a tuning trial: validated | stopped) and the test metrics
     07_train.ipynb   the executed training notebook, when the run came from the sweep
 
 This module owns that format, so the trainer, the sweep, the analysis and the report agree on it;
@@ -41,6 +41,11 @@ STATUS_COMPLETE = "complete"
 STATUS_DIVERGED = "diverged"
 STATUS_FAILED = "failed"
 STATUS_INCOMPLETE = "incomplete"  # config.json without metrics.json: running elsewhere, or killed
+#: Training over but the test set not read (a tuning trial): the validation numbers only, until
+#: ``training.loop.evaluate_test`` tests the checkpoint once and marks the run complete.
+STATUS_VALIDATED = "validated"
+#: Stopped early by the epoch callback (a tuning trial its pruner gave up on); never tested.
+STATUS_STOPPED = "stopped"
 FINISHED_STATUSES = (STATUS_COMPLETE, STATUS_DIVERGED)
 
 CONFIG_FILE = "config.json"

@@ -69,6 +69,23 @@ def notebook_outputs(tmp_path_factory) -> Path:
         os.environ["SER_OUTPUTS_DIR"] = previous
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (tests/postgres_server.py) for the tuning tests; skipped, saying why,
+    without Debian's postgresql package."""
+    from tests.postgres_server import PostgresServer, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 #: Test files that take minutes, slowest first. ``make test`` runs files side by side (pytest-xdist,
 #: ``--dist loadfile``) in collection order: starting these first keeps one long file from
 #: starting last and holding up the end of the run.

@@ -220,7 +220,7 @@ def test_main_job_end_to_end(main_job, clone, tiny_corpus):
     executed = sorted(p.stem for p in (out / "executed").glob("*.ipynb"))
     assert executed == ["01_data_tour", "02_preprocessing", "03_feature_extraction", "04_model_cnn1d",
                         "05_model_cnn2d", "06_model_combined", "08_analysis", "10_predict", "11_augmentation",
-                        "12_attention_transformer"]
+                        "12_attention_transformer", "13_tuning"]
     results = pd.read_csv(out / "results.csv")
     expected = [config.TrainConfig(model=m, activation="relu", lr=0.001, epochs=1).run_id
                 for m in ("1d", "2d", "combined")]
@@ -228,6 +228,8 @@ def test_main_job_end_to_end(main_job, clone, tiny_corpus):
                                                      "combined-relu-lr0.001-e1"]
     assert (results["status"] == "complete").all()
     assert (out / "report" / "index.html").is_file()
+    study = json.loads((out / "tuning" / "1d-random" / "study.json").read_text())  # notebook 13's quick study
+    assert study["corpus_label"] == config.SYNTHETIC_LABEL and study["comparison"]["n_clips"] == 74
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 246 and set(manifest["split"]) == {"train", "val", "test"}
     assert len(list((out / "report" / "runs").glob("*.html"))) == 3

@@ -207,3 +207,20 @@ def test_augmentation_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_out
     assert "synthetic" in text.lower()
     assert {"wave-logmels.png", "spec-masks.png", "loss-curves.png"} <= {
         p.name for p in (notebook_outputs / "figures" / "11_augmentation").glob("*.png")}
+
+
+@pytest.mark.slow
+def test_tuning_notebook_runs_a_quick_study_on_the_tiny_corpus(tiny_corpus, notebook_outputs, tmp_path):
+    """Notebook 13 with no study: it runs the quick budget (2 trials, 1 epoch), plots it with Optuna's
+    matplotlib backend and states a conclusion computed from the paired comparison."""
+    out = tmp_path / "13_tuning.ipynb"
+    execute(config.NOTEBOOKS_DIR / "13_tuning.ipynb", out,
+            {"data_dir": str(tiny_corpus), "out_dir": str(tmp_path / "out"), "trials": 2, "epochs": 1})
+    figures = {p.stem for p in (notebook_outputs / "figures" / "13_tuning").glob("*.png")}
+    assert {"history", "importances", "parallel_coordinates", "slices", "learning_curves"} <= figures
+    study = json.loads((tmp_path / "out" / "tuning" / "1d-random" / "study.json").read_text())
+    executed = nbformat.read(out, as_version=4)
+    markdown = [o["data"]["text/markdown"] for c in executed.cells if c.cell_type == "code"
+                for o in c.outputs if "text/markdown" in o.get("data", {})]
+    assert markdown and f"p = {study['comparison']['p']:.3g}" in markdown[-1]
+    assert config.SYNTHETIC_LABEL in markdown[-1]

@@ -330,3 +330,58 @@ def test_tasks_finishing_at_the_same_moment_both_reach_results_csv(scenario):
     table = s.table_after_pair.set_index("run_id")
     assert table.loc[s.run_dirs[1].name, "status"] == "complete"
     assert table.loc[s.run_dirs[2].name, "status"] == "complete"
+
+
+# --------------------------------------------------------------- a tuning study as a job array
+def test_tune_script_tasks_are_workers_of_one_study(tmp_path, capsys):
+    """Each task runs the tune command as worker K of the one study, never testing the best trial."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    stub = stub_python(tmp_path)
+    storage = "postgresql+psycopg://ser:pw@db.example:5432/optuna"
+    text = generate(capsys, "--tune", "--tasks", "2", "--storage", storage, "--model", "1d", "--trials", "6",
+                    "--epochs", "2", "--gpus-per-task", "0", "--data", str(data), "--out", str(out),
+                    "--python", str(stub))
+    assert directives(text)["--array"] == "1-2" and "ser:***@db.example" in text  # masked in the comments
+    script, record = tmp_path / "tune.sbatch", tmp_path / "args"
+    script.write_text(text)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "2", "STUB_ARGS": str(record)}
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True)
+    argv = record.read_text().splitlines()
+    args = cli.build_parser().parse_args(argv[2:])
+    assert (args.command, args.worker, args.no_finish, args.storage) == ("tune", 2, True, storage)
+    assert (args.model, args.trials, args.epochs, args.device) == ("1d", 6, 2, "cpu")
+    assert args.features_dir == out / "features"
+    code = cli.main(["slurm-script", "--tune", "--data", str(data), "--out", str(out)])
+    assert code == 2 and "need a shared study" in capsys.readouterr().err
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_tune_array_on_postgresql_runs_one_study_end_to_end(cluster, postgres, tiny_corpus, tmp_path):
+    """The feature job, then a 2-task tuning array against one PostgreSQL study: 2 distinct trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    out = tmp_path / "out"
+    common = ["--data", str(tiny_corpus), "--out", str(out), "--cpus-per-task", "1", "--time", "00:15:00"]
+    scripts = {}
+    for name, extra in (("features", ["--features"]),
+                        ("tune", ["--tune", "--tasks", "2", "--storage", postgres.url(), "--model", "1d",
+                                  "--trials", "2", "--epochs", "1", "--gpus-per-task", "0", "--study", "cluster"])):
+        result = subprocess.run([sys.executable, "-m", "ser_utils", "slurm-script", *common, *extra], cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        scripts[name] = tmp_path / f"{name}.sbatch"
+        scripts[name].write_text(result.stdout)
+    features_id = cluster.sbatch(scripts["features"], cwd=tmp_path)
+    array_id = cluster.sbatch(scripts["tune"], f"--dependency=afterok:{features_id}", cwd=tmp_path)
+    jobs = cluster.wait(array_id, timeout=WAIT_S)
+    assert [(j.state, j.exit_code) for j in jobs] == [("COMPLETED", "0:0")] * 2, final_states(jobs)
+    for task in (1, 2):
+        assert f"ser-tune: worker {task}" in (out / "logs" / f"tune-{array_id}_{task}.log").read_text()
+    study = optuna.load_study(study_name="cluster", storage=postgres.url())
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert 2 <= len(done) <= 3 and len({t.user_attrs["run_id"] for t in done}) == len(done)
+    assert all(runs.read_status(out / "tuning" / "cluster" / "runs" / t.user_attrs["run_id"]) == "validated"
+               for t in done)

@@ -128,6 +128,63 @@ def features_script(*, cpus_per_task: int = DEFAULT_CPUS_PER_TASK, time: str = D
     return "\n".join(lines) + "\n"
 
 
+TUNE_JOB_NAME = "ser-tune"
+TUNE_LOG = "tune-%A_%a.log"
+DEFAULT_TUNE_TIME = "04:00:00"
+
+
+def tune_script(tasks: int, *, storage: str, model: str, trials: int, study: str = "", epochs: int = 20,
+                sampler: str = "tpe", pruner: str = "median", split: str = "random", seed: int = config.SEED,
+                gpus_per_task: int = DEFAULT_GPUS_PER_TASK, cpus_per_task: int = DEFAULT_CPUS_PER_TASK,
+                time: str = DEFAULT_TUNE_TIME, data: str | Path | None = None, out: str | Path = config.OUTPUTS_DIR,
+                python: str | Path | None = None, job_name: str = TUNE_JOB_NAME) -> str:
+    """The sbatch script of a tuning study as a job array: every task is a worker of one study.
+
+    The workers share ``storage`` (PostgreSQL or a journal file on a shared file system: an
+    SQLite file is refused, its locking does not hold across nodes) and stop when the study holds
+    ``trials`` counted trials; none of them tests the best trial (``--no-finish``): the comment
+    at the top says how to, once the array is done.
+    """
+    from ser_utils.experiments import study_storage
+
+    tasks = _whole(tasks, "--tasks", 1)
+    if not storage or storage.startswith("sqlite"):
+        raise UserError("--storage: the workers of a cluster need a shared study: give "
+                        "postgresql+psycopg://USER@HOST:PORT/DB or journal:/shared/path/study.journal")
+    gpus = _whole(gpus_per_task, "--gpus-per-task", 0)
+    paths = _paths(data, out, python)
+    shown = study_storage.masked(storage)
+    command = [paths["python"], "-m", "ser_utils", "tune", "--data", paths["data"], "--out", paths["out"],
+               "--features-dir", paths["features"], "--model", model, "--trials", str(_whole(trials, "--trials", 1)),
+               "--epochs", str(_whole(epochs, "--epochs", 1)), "--sampler", sampler, "--pruner", pruner,
+               "--split", split, "--seed", str(seed), "--storage", storage, "--device", "auto" if gpus else "cpu"]
+    if study:
+        command += ["--study", study]
+    again = [w for w in command if w != "--no-finish"]
+    lines = [
+        "#!/bin/bash",
+        f"# A tuning study as a SLURM job array: {_count(tasks, 'worker')} of one Optuna study in {shown}",
+        f"# ({trials} trials in all). Written by `python -m ser_utils slurm-script --tune`: regenerate, do not edit.",
+        "#",
+        "# Submit it once the features exist, i.e. after the feature job (`slurm-script --features`):",
+        "#   jid=$(sbatch --parsable features.sbatch)",
+        "#   sbatch --dependency=afterok:$jid tune.sbatch",
+        "# A killed task's trial fails by heartbeat and is retried by another worker; more workers join with",
+        "#   sbatch --array=K tune.sbatch",
+        "# Once the array is done, test the best trial once and compare it with the report's configuration:",
+        "#   " + " ".join(_quote(w) for w in again).replace(_quote(storage), _quote(shown)),
+        "#",
+        *_directives(job_name, cpus_per_task, time, paths["logs"] / TUNE_LOG, array=f"1-{tasks}",
+                     gres=f"gpu:{gpus}" if gpus else None),
+        "set -euo pipefail",
+        f"export SER_OUTPUTS_DIR={_quote(paths['out'])}",
+        'worker="${SLURM_ARRAY_TASK_ID:?submit this script with sbatch, it is a job array}"',
+        'echo "ser-tune: worker $worker, job ${SLURM_JOB_ID:-?} on $(hostname)"',
+        "exec " + _command(command + ["--no-finish"]) + ' \\\n    --worker "$worker"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _directives(job_name: str, cpus_per_task: int, time: str, log: Path, array: str | None = None,
                 gres: str | None = None) -> list[str]:
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", str(job_name)):

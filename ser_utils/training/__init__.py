@@ -23,11 +23,11 @@ This layer reads models, features and data, never analysis, experiments or predi
 
 from __future__ import annotations
 
-from ser_utils.training.loop import (DIVERGENCE_LOSS_FACTOR, FitResult, RunExistsError, as_training_data,
+from ser_utils.training.loop import (DIVERGENCE_LOSS_FACTOR, FitResult, RunExistsError, as_training_data, evaluate_test,
                                      chance_probs, is_diverged, lr_lambda, make_scheduler, run, schedule_steps,
                                      test_intervals, train_epoch)
 
 __all__ = [
-    "DIVERGENCE_LOSS_FACTOR", "FitResult", "RunExistsError", "as_training_data", "chance_probs", "is_diverged",
+    "DIVERGENCE_LOSS_FACTOR", "FitResult", "RunExistsError", "as_training_data", "chance_probs", "evaluate_test", "is_diverged",
     "lr_lambda", "make_scheduler", "run", "schedule_steps", "test_intervals", "train_epoch",
 ]

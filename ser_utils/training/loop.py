@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_utils import config, fileio, runs, stats
+from ser_utils.errors import UserError
 from ser_utils.training import augment as augmentation, checkpoint
 from ser_utils.training.batching import batch_inputs, evaluate, to_device_tensors, train_batches
 from ser_utils.config import TrainConfig
@@ -49,6 +50,10 @@ from ser_utils.models import MODEL_REGISTRY, build_model, count_parameters, get_
 from ser_utils.training.runtime import (autocast, device_name, resolve_device, resolve_precision, seed_everything,
                                torch_runtime)
 from ser_utils.training.data import SPLIT_NAMES, STANDARDIZED_INPUTS, TrainingData
+
+#: Called after each epoch with that epoch's history row (plus ``best_val_loss`` so far); a true
+#: return stops the run early (status ``stopped``): the hook a tuning study's pruner uses.
+EpochCallback = Callable[[dict[str, float]], Any]
 
 #: An epoch's mean training loss above this many times ln(n_classes) (the loss of a uniform
 #: guess, ~1.79 nats for 6 classes) counts as divergence: the logits are then thousands of
@@ -215,11 +220,12 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
 
 def _fit(cfg: TrainConfig, model: nn.Module, tensors: dict[str, torch.Tensor], y: torch.Tensor,
          idx: dict[str, torch.Tensor], n_classes: int, progress: bool, wandb_run: Any,
-         wave: augmentation.WaveDraw | None = None) -> FitResult:
+         wave: augmentation.WaveDraw | None = None, on_epoch: EpochCallback | None = None) -> FitResult:
     """The epoch loop: train, validate, keep the best-validation-loss weights, stop on divergence.
 
     ``wave`` (``--augment wave``) writes one augmented copy per training clip before each epoch;
-    ``--augment spec`` masks each training batch from its own generator (seeded by ``cfg.seed``).
+    ``--augment spec`` masks each training batch from its own generator (seeded by ``cfg.seed``);
+    ``on_epoch`` sees each epoch's row and may stop the run early (status ``stopped``).
     """
     from tqdm.auto import tqdm
 
@@ -258,6 +264,10 @@ def _fit(cfg: TrainConfig, model: nn.Module, tensors: dict[str, torch.Tensor], y
             result.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
                         val_acc=f"{val_acc:.3f}", lr=f"{lr:.2e}")
+        if on_epoch is not None and epoch < cfg.epochs and on_epoch({**row, "best_val_loss": result.best_val_loss}):
+            result.status = runs.STATUS_STOPPED
+            result.note = f"stopped by the epoch callback after epoch {epoch}"
+            break
     bar.close()
     return result
 
@@ -313,10 +323,8 @@ def _run_config(cfg: TrainConfig, data: TrainingData, device: torch.device) -> d
             "precision_used": resolve_precision(cfg.numeric_precision, device), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device: torch.device,
-                     progress: bool, wandb_run: Any) -> dict[str, Any]:
-    """Everything between the folder check and metrics.json: train, evaluate, write the files."""
-    t0 = time.perf_counter()
+def _prepare(cfg: TrainConfig, data: TrainingData, device: torch.device) -> tuple[Any, ...]:
+    """(model, data, tensors, y, idx): the model built and the data made ready for it, on ``device``."""
     seed_everything(cfg.seed)
     model = build_model(cfg.model, n_classes=len(data.classes), activation=cfg.activation,
                         dropout_conv=cfg.dropout_conv, dropout_head=cfg.dropout_head).to(device)
@@ -326,29 +334,46 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
     tensors = to_device_tensors(data, model.inputs, device)
     y = torch.tensor(np.asarray(data.y), device=device)  # a copy: labels may come from a read-only memory map
     idx = {s: torch.as_tensor(data.indices(s)) for s in SPLIT_NAMES}
+    return model, data, tensors, y, idx
 
+
+def _test_and_write(cfg: TrainConfig, model: nn.Module, fit: FitResult, data: TrainingData, run_dir: Path,
+                    tensors: dict[str, torch.Tensor], y: torch.Tensor, test_idx: torch.Tensor) -> dict[str, Any]:
+    """Test the best checkpoint once: write predictions.csv and confusion.csv, return the test scores."""
+    test_loss, probs = _test_predictions(model, fit, data, tensors, y, test_idx, cfg.numeric_precision)
+    scores = classification_metrics(torch.as_tensor(data.y[test_idx.numpy()]), probs, data.classes)
+    scores.update(test_intervals(data.y[test_idx.numpy()], probs.argmax(1).numpy(), len(data.classes)))
+    confusion = pd.DataFrame(scores.pop("confusion"), index=pd.Index(data.classes, name="true"),
+                             columns=list(data.classes))
+    fileio.write_csv(run_dir / runs.CONFUSION_FILE, confusion, index=True)
+    fileio.write_csv(run_dir / runs.PREDICTIONS_FILE, _predictions_frame(data, test_idx.numpy(), probs))
+    return {**scores, "test_loss": test_loss}
+
+
+def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device: torch.device,
+                     progress: bool, wandb_run: Any, on_epoch: EpochCallback | None = None,
+                     test: bool = True) -> dict[str, Any]:
+    """Everything between the folder check and metrics.json: train, evaluate, write the files."""
+    t0 = time.perf_counter()
+    model, data, tensors, y, idx = _prepare(cfg, data, device)
     wave = None
     if augmentation.uses_wave(cfg.augment):  # K augmented copies of the training clips, one per epoch
         wave = augmentation.wave_draw(data, model.inputs, cfg.seed, device, progress)
-    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run, wave)
-    test_loss, probs = _test_predictions(model, fit, data, tensors, y, idx["test"], cfg.numeric_precision)
-    scores = classification_metrics(torch.as_tensor(data.y[idx["test"].numpy()]), probs, data.classes)
-    scores.update(test_intervals(data.y[idx["test"].numpy()], probs.argmax(1).numpy(), len(data.classes)))
-
+    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run, wave, on_epoch)
     fileio.write_csv(run_dir / runs.HISTORY_FILE, pd.DataFrame(fit.history))
     if fit.best_state is not None:
         ckpt = checkpoint.build_checkpoint(cfg, fit.best_state, data, fit.best_epoch, fit.best_val_loss)
         fileio.write_atomic(run_dir / runs.CHECKPOINT_FILE, lambda tmp: torch.save(ckpt, tmp))
-    confusion = pd.DataFrame(scores.pop("confusion"), index=pd.Index(data.classes, name="true"),
-                             columns=list(data.classes))
-    fileio.write_csv(run_dir / runs.CONFUSION_FILE, confusion, index=True)
-    fileio.write_csv(run_dir / runs.PREDICTIONS_FILE, _predictions_frame(data, idx["test"].numpy(), probs))
+    scores: dict[str, Any] = {}
+    if test and fit.status != runs.STATUS_STOPPED:
+        scores = _test_and_write(cfg, model, fit, data, run_dir, tensors, y, idx["test"])
+    elif fit.status == runs.STATUS_COMPLETE:
+        fit.status = runs.STATUS_VALIDATED  # the test set is not read: evaluate_test does it once, later
 
     info = data.info()
     metrics = {
         "status": fit.status, "run_id": cfg.run_id, "model": cfg.model, "activation": cfg.activation,
-        **cfg.result_settings(), **scores,
-        "test_loss": test_loss, "best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
+        **cfg.result_settings(), **scores, "best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
         "best_val_loss": fit.best_val_loss, "wall_time_s": time.perf_counter() - t0,
         "time_per_epoch_s": float(np.mean(fit.epoch_times)) if fit.epoch_times else math.nan,
         "n_params": count_parameters(model), "device": str(device), "device_name": device_name(device),
@@ -362,7 +387,7 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
 
 
 def run(cfg: TrainConfig, data: TrainingData | Any, out_dir: str | Path = config.RUNS_DIR, force: bool = False,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, on_epoch: EpochCallback | None = None, test: bool = True) -> dict[str, Any]:
     """Train one configuration, write ``out_dir/<cfg.run_id>/`` and return its metrics dict.
 
     ``data`` is a :class:`TrainingData` or a ``features.FeatureSet`` (split here by
@@ -377,6 +402,10 @@ def run(cfg: TrainConfig, data: TrainingData | Any, out_dir: str | Path = config
     metrics of its best checkpoint (chance-level predictions when no epoch finished cleanly). Any
     other exception writes metrics.json with status ``failed`` and the error, then propagates, so
     the sweep can record it and move on; a failed folder is not finished, so the next call retries it.
+
+    ``on_epoch`` (:data:`EpochCallback`) sees every epoch's row and may stop the run early (status
+    ``stopped``, no test). ``test=False`` never reads the test set: the run ends ``validated``
+    (validation numbers and ``best.pt`` only) until :func:`evaluate_test` tests it once.
     """
     data = as_training_data(data, cfg)
     run_dir = Path(out_dir) / cfg.run_id
@@ -397,7 +426,7 @@ def run(cfg: TrainConfig, data: TrainingData | Any, out_dir: str | Path = config
             fileio.write_json(run_dir / runs.CONFIG_FILE, run_config)
             if cfg.wandb:
                 wandb_run = _start_wandb(cfg, run_dir, run_config)
-            metrics = _train_and_write(cfg, data, run_dir, device, progress, wandb_run)
+            metrics = _train_and_write(cfg, data, run_dir, device, progress, wandb_run, on_epoch, test)
             fileio.write_json(run_dir / runs.METRICS_FILE, metrics)  # last: marks the folder finished
         except Exception as err:
             _write_failed(run_dir, cfg, err)
@@ -416,3 +445,37 @@ def _write_failed(run_dir: Path, cfg: TrainConfig, err: BaseException) -> None:
                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
     with contextlib.suppress(OSError):
         fileio.write_json(run_dir / runs.METRICS_FILE, payload)
+
+
+def evaluate_test(run_dir: str | Path, data: TrainingData | Any) -> dict[str, Any]:
+    """Test a ``validated`` run's checkpoint once and make it a complete run folder like any other.
+
+    ``data`` must be the corpus the run was trained on (checked against its recorded clips); the
+    model is rebuilt from ``config.json`` and its ``best.pt`` (weights only), the test split is
+    scored, predictions.csv and confusion.csv are written and metrics.json gains the test scores.
+    A run already tested is returned as it is.
+    """
+    run_dir = Path(run_dir)
+    metrics = fileio.read_json(run_dir / runs.METRICS_FILE) or {}
+    if metrics.get("status") in runs.FINISHED_STATUSES:
+        return metrics
+    if metrics.get("status") != runs.STATUS_VALIDATED:
+        raise UserError(f"{run_dir}: status {metrics.get('status')!r}; only a validated run (trained with "
+                        "test=False) can be tested: is this the folder its worker wrote (--out on a shared file system)?")
+    recorded = fileio.read_json(run_dir / runs.CONFIG_FILE) or {}
+    cfg = TrainConfig(**{k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__})
+    data = as_training_data(data, cfg)
+    diffs = runs.differences(run_dir, cfg.result_settings(), data.corpus, data.corpus_clips)
+    if diffs:
+        raise UserError(f"{run_dir} was trained on other data ({', '.join(diffs)}); give the corpus it was "
+                        "trained on (--data) to test it")
+    state = torch.load(run_dir / runs.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    device = resolve_device(cfg.device)
+    with torch_runtime(device, fixed_shapes=not needs_lengths(MODEL_REGISTRY[cfg.model])):
+        model, data, tensors, y, idx = _prepare(cfg, data, device)
+        fit = FitResult(history=[], best_state=state["state_dict"], best_epoch=int(state["epoch"]),
+                        best_val_loss=float(state["val_loss"]), status=runs.STATUS_COMPLETE, epoch_times=[])
+        scores = _test_and_write(cfg, model, fit, data, run_dir, tensors, y, idx["test"])
+    metrics = {**metrics, **scores, "status": runs.STATUS_COMPLETE, "tested_after_training": True}
+    fileio.write_json(run_dir / runs.METRICS_FILE, metrics)
+    return fileio.jsonable(metrics)
