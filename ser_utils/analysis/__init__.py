@@ -24,12 +24,13 @@ from ser_utils.analysis.tables import (PERCENT_COLUMNS, TABLE_COLUMNS, TIE_RULE,
                                        comparison_findings, configuration_table, confused_pairs, f1_from_confusion,
                                        histories, human_accuracy, human_baseline, human_confusion, human_summary,
                                        human_vs_model, is_synthetic, model_confusion, per_class_f1, style_table,
-                                       sweep_status, top_runs, vote_score, with_intervals)
+                                       sweep_status, top_runs, training_setup, vote_score,
+                                       with_intervals)
 
 __all__ = [
     "PERCENT_COLUMNS", "TABLE_COLUMNS", "TIE_RULE", "TIE_RULES", "banner_html", "baseline_table", "best_per_model",
     "best_run", "caption", "clip_file", "comparison_findings", "configuration_table", "confused_pairs",
     "f1_from_confusion", "histories", "human_accuracy", "human_baseline", "human_confusion", "human_summary",
     "human_vs_model", "is_synthetic", "model_confusion", "per_class_f1", "style_table", "sweep_status", "top_runs",
-    "vote_score", "with_intervals",
+    "training_setup", "vote_score", "with_intervals",
 ]
