@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -17,6 +18,7 @@ from ser_utils import config, pipeline
 from ser_utils.data import discovery
 from ser_utils.experiments import shards
 from ser_utils.errors import UserError
+from tests.test_teaching import assert_taught
 
 
 def test_profiles_shorten_only_corpus_and_epochs():
@@ -56,6 +58,10 @@ def test_main_job_end_to_end(tiny_corpus, tmp_path):
     assert len(manifest) == 246 and set(manifest["split"]) == {"train", "val", "test"}
     assert len(list((out / "report" / "runs").glob("*.html"))) == 2
     assert list((out / "figures" / "07_train").glob("*.png"))  # the kernels wrote under --out
+    trained = sorted((out / "runs").glob("*/07_train.ipynb"))
+    assert len(trained) == 2
+    for path in trained:  # notebook 07's derivations and exercises ran in every run
+        assert_taught("07_train", nbformat.read(path, as_version=4))
     # notebooks opened later in JupyterLab find the corpus the job used
     assert discovery.recorded_corpus(out) == Path(tiny_corpus).resolve()
 

@@ -92,7 +92,7 @@ def agree(label: str, derived: Any, package: Any, *, rtol: float = 1e-5, atol: f
     print(f"{AGREE_MARK} {label} (shape {derived.shape}, max |diff| {diff:.1e}, rtol {rtol:g}, atol {atol:g})")
 
 
-def last_word_level(signal: np.ndarray, cfg=None, tolerance_s: float = 0.1) -> int:
+def last_word_level(signal: np.ndarray, cfg=None, tolerance_s: float = 0.03) -> int:
     """Exercise 02.last_word_level's reference: the highest WebRTC aggressiveness whose trimmed
     region ends within ``tolerance_s`` of level 0's end (the clip's last word still kept)."""
     from dataclasses import replace
