@@ -127,17 +127,19 @@ def assert_taught(name: str, executed) -> None:
 
 # ------------------------------------------------------------------ the checking helpers
 def test_check_says_not_attempted_right_and_wrong_with_what_to_look_at(capsys):
-    assert exercises.check("x", None, 3) is False
-    assert exercises.NOT_ATTEMPTED in capsys.readouterr().out
-    assert exercises.check("x", 3, 3) is True and exercises.RIGHT in capsys.readouterr().out
-    assert exercises.check("x", 4, 3, hint="count again") is False
-    out = capsys.readouterr().out
-    assert exercises.WRONG in out and "count again" in out and "got 4" in out
-    assert exercises.check("pair", "ang", "ANG") is True
-    assert exercises.check("rows", [1.0, 2.0], [1.0, 2.5]) is False
-    assert "1 of 2 values differ" in capsys.readouterr().out
-    assert exercises.check("shape", [1.0], [1.0, 2.0]) is False
-    assert "shape (1,)" in capsys.readouterr().out
+    def verdict(*args, **kwargs) -> str:
+        exercises.check(*args, **kwargs)
+        return capsys.readouterr().out
+
+    assert verdict("x", None, 3).startswith(exercises.NOT_ATTEMPTED)
+    assert verdict("x", 3, 3).startswith(exercises.RIGHT)
+    out = verdict("x", 4, 3, hint="count again")
+    assert out.startswith(exercises.WRONG) and "count again" in out and "got 4" in out
+    assert verdict("pair", "ang", "ANG").startswith(exercises.RIGHT)
+    assert verdict("pair", "SAD", "ANG").startswith(exercises.WRONG)
+    assert verdict("near", 0.1251, 0.125, atol=0.005).startswith(exercises.RIGHT)
+    assert "1 of 2 values differ" in verdict("rows", [1.0, 2.0], [1.0, 2.5])
+    assert "shape (1,)" in verdict("shape", [1.0], [1.0, 2.0])
 
 
 def test_a_wrong_solution_raises_and_agree_fails_on_a_difference():
@@ -152,3 +154,46 @@ def test_a_wrong_solution_raises_and_agree_fails_on_a_difference():
 def test_agree_prints_the_line_the_notebook_tests_look_for(capsys):
     exercises.agree("rms", [1.0, 2.0], [1.0, 2.0 + 1e-9])
     assert capsys.readouterr().out.startswith(f"{exercises.AGREE_MARK} rms (shape (2,)")
+
+
+# --------------------------------------------------------------------- the branch ablation
+def _tiny_training_data(n: int = 24):
+    import numpy as np
+    import pandas as pd
+
+    from ser_utils.training.data import TrainingData
+
+    rng = np.random.default_rng(0)
+    manifest = pd.DataFrame({"emotion": [config.EMOTIONS[i % 6] for i in range(n)],
+                             "split": ["train"] * (n // 2) + ["test"] * (n - n // 2)})
+    x1d = rng.standard_normal((n, 27, 301)).astype(np.float32)
+    x2d = rng.random((n, 1, 64, 64)).astype(np.float32)
+    return TrainingData.from_manifest(manifest, x1d, x2d)
+
+
+def test_branch_ablation_both_trunks_is_the_models_own_accuracy_and_a_constant_trunk_adds_nothing():
+    import numpy as np
+    import torch
+
+    from ser_utils import models
+    from ser_utils.analysis import ablation
+    from ser_utils.training import checkpoint
+
+    torch.manual_seed(0)
+    model = models.build_model("combined").eval()
+    data = _tiny_training_data()
+    test = data.indices("test")
+    table = ablation.branch_ablation(model, data).set_index("inputs")
+    own = (checkpoint.predict(model, data, test, device="cpu").argmax(1) == data.y[test]).mean()
+    assert table.loc[ablation.BOTH, "accuracy"] == pytest.approx(own)
+    assert (table["clips"] == len(test)).all() and (table["lo"] <= table["accuracy"]).all()
+
+    class Constant(torch.nn.Module):  # a 2D trunk that ignores its input: its mean is its output
+        def forward(self, x):
+            return torch.linspace(-1, 1, 1024).expand(len(x), 1024)
+
+    model.trunk2d = Constant()
+    table = ablation.branch_ablation(model, data).set_index("inputs")
+    alone_1d = table.loc[ablation.ONLY.format("1D trunk"), "correct"]
+    assert alone_1d == table.loc[ablation.BOTH, "correct"]
+    assert np.isfinite(table["accuracy"]).all()

@@ -8,7 +8,10 @@ module              what it holds
 ``claims``          the report's findings and a verdict for each, computed from our runs
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
-``plots``           every figure of the suite
+``plots``           every figure of the report
+``teaching``        the figures of the notebooks' derivations (VAD decisions, mel filterbank, the resize,
+                    activations and their derivatives, the learning-rate schedule)
+``ablation``        a trained two-trunk model scored with each trunk alone (notebook 06)
 ``report``          the HTML export (nbconvert) and its index page
 =================== ==================================================================================
 

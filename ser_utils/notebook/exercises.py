@@ -46,7 +46,7 @@ def _matches(answer: Any, expected: Any, rtol: float, atol: float) -> tuple[bool
     """(right?, what differs) for numbers, strings and arrays."""
     if isinstance(expected, str):
         ok = isinstance(answer, str) and answer.strip().casefold() == expected.casefold()
-        return ok, f"expected one of the names in the table, got {answer!r}"
+        return ok, f"got {answer!r}"
     got, ref = np.asarray(answer), np.asarray(expected)
     if got.shape != ref.shape:
         return False, f"shape {got.shape}, expected {ref.shape}"
@@ -62,25 +62,24 @@ def _matches(answer: Any, expected: Any, rtol: float, atol: float) -> tuple[bool
 
 
 def check(name: str, answer: Any, expected: Any, *, hint: str = "", rtol: float = 1e-6, atol: float = 0.0,
-          solution: bool = False) -> bool:
-    """Print a verdict on an exercise's answer and return whether it is right.
+          solution: bool = False) -> None:
+    """Print a verdict on an exercise's answer (returns nothing, so a check cell shows only the verdict).
 
     ``answer`` None means not attempted. A wrong answer prints what differs and ``hint`` (what
-    to look at) and returns False, so Run All goes on to the solution; with ``solution=True`` a
+    to look at), so Run All goes on to the solution; with ``solution=True`` a
     wrong answer raises AssertionError instead (the solution itself is wrong).
     """
     if answer is None:
         print(f"{NOT_ATTEMPTED} {name} (the solution cell below binds the answer, so later cells still run)")
-        return False
+        return
     ok, why = _matches(answer, expected, rtol, atol)
     if ok:
         print(f"{RIGHT} {name} = {_describe(answer)}")
-        return True
+        return
     message = f"{WRONG} {name}: {why}." + (f" Look at: {hint}" if hint else "")
     if solution:
         raise AssertionError(f"the solution of {name} is wrong: {message}")
     print(message)
-    return False
 
 
 def agree(label: str, derived: Any, package: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> None:
