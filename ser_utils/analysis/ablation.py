@@ -13,6 +13,7 @@ prediction (:func:`ser_utils.training.checkpoint.predict`, with the run's statis
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,9 @@ def trunk_outputs(model: nn.Module, data: Any, idx: np.ndarray) -> dict[str, tor
     hooks = [getattr(model, name).register_forward_hook(
         lambda _m, _i, out, name=name: outputs[name].append(out.detach().float().cpu())) for name in TRUNKS]
     try:
-        checkpoint.predict(model, data, idx, device="cpu")
+        with warnings.catch_warnings():  # read-only (memory-mapped) labels: torch warns, nothing is written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            checkpoint.predict(model, data, idx, device="cpu")
     finally:
         for hook in hooks:
             hook.remove()
