@@ -157,7 +157,7 @@ def test_agree_prints_the_line_the_notebook_tests_look_for(capsys):
 
 
 # --------------------------------------------------------------------- the branch ablation
-def _tiny_training_data(n: int = 24):
+def _tiny_training_data(n: int = 12):
     import numpy as np
     import pandas as pd
 
