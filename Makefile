@@ -15,6 +15,10 @@ ACTORS ?= 91
 JOBS ?=
 PROFILE ?= auto
 PYTEST_ARGS ?=
+# Test processes side by side (pytest-xdist): one per core by default. Each test file runs whole in
+# one process (--dist loadfile), so a file's expensive fixtures (a JupyterLab server, the SLURM
+# cluster, the main job) are made once. TEST_JOBS=0 runs everything in this process.
+TEST_JOBS ?= auto
 
 .PHONY: setup demo data manifest features test lab clean-outputs
 
@@ -50,7 +54,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean-outputs:
 	rm -rf outputs/features outputs/runs outputs/figures outputs/report outputs/results.csv outputs/manifest.csv

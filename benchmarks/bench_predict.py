@@ -1,6 +1,7 @@
 """Prediction speed: clips per second of ``Predictor.predict`` on 1,000 clips, batched against one at a time.
 
     python benchmarks/bench_predict.py [--data DIR] [--n 1000] [--n-single 150] [--jobs N] [--models 1d,2d]
+                                       [--decode-clips 200]   (--models "" : the decoding table only)
 
 For each model, in one process and on the same clips:
   (a) load: ``Predictor.from_run`` (read ``best.pt``, build the model), and the one-time set-up
@@ -17,6 +18,12 @@ For each model, in one process and on the same clips:
 Every row includes decoding, preprocessing and features: what a user waits for. Speed does not
 depend on the weights, so each model gets a checkpoint of untrained weights (written with the
 suite's own ``inference.build_checkpoint``) in a temporary run folder.
+
+Then (d) decoding alone: --decode-clips distinct clips, each also written as a browser's WebM/Opus and
+a phone's M4A/AAC (``decoders.encode``), read by ``audio.load`` (decode, mono, 16 kHz) one after
+another in this process: clips/s per format and how many times slower than WAV (libsndfile) the
+FFmpeg formats are (WAV is read first: libsndfile refusing a WebM or M4A before FFmpeg opens it is
+part of their cost).
 
 Clips: --data (a folder searched for audio), else the demo corpus ``make demo`` used, else a
 3-actor demo corpus generated into a temporary folder; cycled to --n clips. The targets are for
@@ -148,6 +155,29 @@ def bench_model(model: str, paths: list[str], n_single: int, jobs: int | None, t
             "windows/clip": float(batched["n_windows"].mean())}
 
 
+def bench_decoding(paths: list[str], n: int, tmp: Path) -> pd.DataFrame:
+    """Clips/s of ``audio.load`` on the same clips as WAV, WebM/Opus and M4A/AAC, one process, one at a time."""
+    import soundfile as sf
+
+    from ser_utils.data import audio, decoders
+
+    clips = list(dict.fromkeys(paths))[:n]
+    files = {"wav": clips, "webm": [], "m4a": []}
+    for i, path in enumerate(clips):
+        signal, rate = sf.read(path, dtype="float32")
+        for fmt in ("webm", "m4a"):
+            files[fmt].append(str(decoders.encode(tmp / f"{i}.{fmt}", signal, rate)))
+    rows = []
+    for fmt, group in files.items():
+        _, wall, cpu = timed(lambda: [audio.load(p) for p in group])
+        rows.append({"format": fmt, "decoder": "libsndfile" if fmt == "wav" else "FFmpeg (PyAV)", "clips": len(group),
+                     "clips/s": len(group) / wall, "cpu ms/clip": 1000 * cpu / len(group),
+                     "MB": sum(os.path.getsize(p) for p in group) / 1e6})
+    table = pd.DataFrame(rows).set_index("format")
+    table["x slower than wav"] = table.loc["wav", "clips/s"] / table["clips/s"]
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="a folder of recordings (default: the demo corpus)")
@@ -155,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-single", type=int, default=150,
                         help="clips predicted one at a time (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per usable core)")
-    parser.add_argument("--models", default="1d,2d", help="comma-separated registry names (default: %(default)s)")
+    parser.add_argument("--models", default="1d,2d",
+                        help="comma-separated registry names, '' for none (default: %(default)s)")
+    parser.add_argument("--decode-clips", type=int, default=200,
+                        help="distinct clips of the decoding table, 0 for none (default: %(default)s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -163,13 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clips: {source}")
         print(f"{runtime.usable_cpus()} usable CPU cores, load average {os.getloadavg()[0]:.1f} at start "
               "(a shared machine: wall-clock rates fall with the load; cpu ms/clip is the work)")
-        rows = [bench_model(m.strip(), paths, args.n_single, args.jobs, tmp) for m in args.models.split(",")]
-    table = pd.DataFrame(rows).set_index("model")
+        rows = [bench_model(m.strip(), paths, args.n_single, args.jobs, tmp) for m in args.models.split(",")
+                if m.strip()]
+        decoding = bench_decoding(paths, args.decode_clips, tmp) if args.decode_clips > 0 else None
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.to_string(float_format=lambda v: f"{v:.2f}"))
-    for model, row in table.iterrows():
-        print(f"{model}: batched is {row['ratio']:.1f}x one at a time ({row['batched clips/s']:.0f} vs "
-              f"{row['one at a time clips/s']:.0f} clips/s)")
+        if rows:
+            table = pd.DataFrame(rows).set_index("model")
+            print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+            for model, row in table.iterrows():
+                print(f"{model}: batched is {row['ratio']:.1f}x one at a time ({row['batched clips/s']:.0f} vs "
+                      f"{row['one at a time clips/s']:.0f} clips/s)")
+        if decoding is not None:
+            print("decoding alone (audio.load, one process, one run):")
+            print(decoding.to_string(float_format=lambda v: f"{v:.2f}"))
+            for fmt in ("webm", "m4a"):
+                print(f"{fmt}: {decoding.loc[fmt, 'x slower than wav']:.1f}x slower to decode than wav "
+                      f"({decoding.loc[fmt, 'clips/s']:.0f} vs {decoding.loc['wav', 'clips/s']:.0f} clips/s)")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 

@@ -10,8 +10,9 @@ shapes (the variable-length models get clips of 1.3-5 s), time:
   nothing but forward + cross-entropy + backward + optimizer step (+ one sync at the end).
 
 It prints clips/s of the loop (training throughput), the peak GPU memory of the loop
-(CUDA only), ``overhead = loop / bare - 1`` (budget: under 10%) and, with ``--precision both``,
-bf16 against fp32 per model. Each is measured ``--repeats`` times, alternating, after a
+(CUDA only), ``overhead = loop / bare - 1`` (budget: under 10%), each model's training time per
+clip against ``--baseline``'s (default ``2d``, the report's best model; e.g. the transformer's
+against the 2D CNN's) and, with ``--precision both``, bf16 against fp32 per model. Each is measured ``--repeats`` times, alternating, after a
 warm-up; the minimum is kept (the least disturbed by other processes). On the CPU the default
 clock is the process's CPU time (``time.process_time``, all threads), which a busy shared
 machine disturbs far less than wall time (so CPU clips/s are per CPU-second); ``--clock wall``
@@ -19,6 +20,7 @@ switches back. On CUDA the clock is wall time between ``torch.cuda.synchronize``
 
     python benchmarks/bench_training.py                                   # CPU, 2 batches per model
     python benchmarks/bench_training.py --device cpu --quick              # seconds: a smoke test
+    python benchmarks/bench_training.py --models 2d transformer --threads 1   # the transformer beside the 2D CNN
     python benchmarks/bench_training.py --device cuda --batches 0 --precision both   # GPU, whole epochs
 """
 
@@ -167,6 +169,13 @@ def precision_ratios(rows: list[dict]) -> dict[str, float]:
     return {m: by[(m, "bf16")] / by[(m, "fp32")] for m, p in by if p == "fp32" and (m, "bf16") in by}
 
 
+def baseline_ratios(rows: list[dict], baseline: str) -> dict[str, float]:
+    """Per model and precision: training time per clip over the baseline model's at that precision."""
+    base = {r["precision"]: r["clips_per_s"] for r in rows if r["model"] == baseline}
+    return {f"{r['model']} {r['precision']}": base[r["precision"]] / r["clips_per_s"]
+            for r in rows if r["model"] != baseline and r["precision"] in base}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
@@ -185,6 +194,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "1 is the most stable on a busy machine")
     parser.add_argument("--clock", choices=["auto", "cpu", "wall"], default="auto",
                         help="auto: CPU time on the CPU, wall time on CUDA")
+    parser.add_argument("--baseline", default="2d", help="time per clip is also given against this model's "
+                                                          "(default: %(default)s, when it is among --models)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here (for benchmarks/gpu_check.py)")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else {"clips": 1000, "batch_size": 64, "batches": 2, "repeats": 3,
@@ -224,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = precision_ratios(rows)
     if ratios:
         print("bf16 against fp32 (clips/s): " + ", ".join(f"{m} {x:.2f}x" for m, x in ratios.items()))
+    against = baseline_ratios(rows, args.baseline)
+    if against:
+        print(f"training time per clip against {args.baseline}: " + ", ".join(f"{m} {x:.2f}x" for m, x in against.items()))
     worst = max(r["overhead_pct"] for r in rows)
     print(f"worst overhead {worst:.1f}% ({'OK' if worst < 10 else 'ABOVE the 10% budget'})")
     return 0

@@ -5,7 +5,9 @@ needs only the repository (no network). Stages, each under its own time limit so
 check ends inside ``--budget-s`` (default 450 s: under 8 minutes with start-up):
 
 1. training throughput per model (``bench_training.py --precision both``): clips/s, peak GPU
-   memory, bf16 against fp32;
+   memory, bf16 against fp32, time per clip against the 2D CNN; the models in
+   :data:`THROUGHPUT_MODELS` order (the report's, then the transformer and the attention CNNs,
+   then the alternatives), so a stage cut by its time limit has measured those first;
 2. the full 91-actor demo corpus (reused when already generated) and its features;
 3. the 27-configuration sweep, 3 epochs per run, with 1, 2 and 4 runs per GPU
    (``sweep --jobs N``, each in a fresh folder). A sweep that does not finish inside its share
@@ -38,7 +40,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ser_utils import config, fileio, pipeline, runs
+from ser_utils import config, fileio, models, pipeline, runs
 from ser_utils.experiments import grid  # noqa: E402
 
 #: The sweep of the check: the report's 27 configurations, 3 epochs each.
@@ -49,6 +51,9 @@ SWEEP_SHARES = {1: 0.45, 2: 0.30, 4: 0.25}
 #: The report's protocol: every configuration for 150 epochs on the 7,442 released clips.
 PROTOCOL_EPOCHS = config.TrainConfig.epochs
 PROTOCOL_CLIPS = config.N_CLIPS_RELEASED
+#: Models of the throughput stage, in the order measured: the report's three, notebook 12's transformer and
+#: attention CNNs, then every other registered model.
+THROUGHPUT_MODELS = list(dict.fromkeys([*config.MODELS, "transformer", "2d-attn", "1d-attn", *models.MODEL_REGISTRY]))
 #: Fixed stage limits (seconds): throughput, corpus, features.
 LIMITS = {"throughput": 100, "corpus": 90, "features": 60}
 
@@ -218,7 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu, for a smoke run without a card")
     parser.add_argument("--models", default=",".join(config.MODELS), help="the sweep's models (default: the report's)")
     parser.add_argument("--throughput-models", nargs="+", default=None,
-                        help="models of the throughput stage (default: every registered model)")
+                        help="models of the throughput stage (default: every registered model, "
+                             "the report's and the transformer first)")
     parser.add_argument("--jobs", default=",".join(map(str, CONCURRENCY)), help="runs per GPU to compare (default 1,2,4)")
     parser.add_argument("--plan", action="store_true", help="print the stages and their limits; run nothing")
     return parser.parse_args(argv)
@@ -257,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
              "--clips", "2048", "--batches", "8", "--repeats", "2", "--json", str(bench_json)]
     if args.device == "cpu":
         bench += ["--quick"]
-    if args.throughput_models:
-        bench += ["--models", *args.throughput_models]
+    if args.device != "cpu" or args.throughput_models:  # on the CPU, --quick's two models unless asked
+        bench += ["--models", *(args.throughput_models or THROUGHPUT_MODELS)]
     run_stage("throughput", bench, limits["throughput"], work / "logs" / "throughput.log")
     throughput = (fileio.read_json(bench_json) or {}).get("rows", [])
 

@@ -80,6 +80,7 @@ def _add_main_job_parser(commands) -> None:
                                "2 for gpu), in all on a CPU (default: one per core)")
     for flag in ("models", "activations", "lrs"):
         main_job.add_argument(f"--{flag}", default=None, help=f"narrow the sweep's {flag} (comma-separated)")
+    _add_augment_arg(main_job)
     main_job.set_defaults(func=cmd_all)
 
 
@@ -101,7 +102,7 @@ def cmd_all(args: argparse.Namespace) -> int:
 
     summary = pipeline.run_main_job(args.profile, data=args.data, out=args.out, epochs=args.epochs,
                                     device=args.device, force=args.force, jobs=args.jobs, grid=_grid(args),
-                                    precision=args.precision)
+                                    precision=args.precision, augment=args.augment)
     for problem in summary["problems"]:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if summary["problems"] else 0
@@ -122,6 +123,13 @@ def _add_grid_args(parser: argparse.ArgumentParser) -> None:
                         help="comma- or space-separated (default: %(default)s)")
     parser.add_argument("--lrs", nargs="+", default=[f"{lr:g}" for lr in config.LEARNING_RATES], metavar="LR",
                         help="comma- or space-separated (default: %(default)s)")
+    _add_augment_arg(parser)
+
+
+def _add_augment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--augment", choices=config.AUGMENTS, default="none",
+                        help="data augmentation of every run: spec (feature masks), wave (augmented waveforms), "
+                             "both (default: %(default)s; docs/future-work.md)")
 
 
 def _add_sweep_parser(commands) -> None:
@@ -233,7 +241,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _sweep_request(args: argparse.Namespace) -> dict:
     """The sweep options one shard and a set of parallel shards share."""
     names = ("models", "activations", "lrs", "epochs", "batch_size", "seeds", "split", "split_seed", "device",
-             "precision", "features_dir", "force", "cell_timeout", "inactivity_timeout")
+             "precision", "features_dir", "force", "cell_timeout", "inactivity_timeout", "augment")
     return {name: getattr(args, name) for name in names}
 
 
@@ -301,7 +309,7 @@ def cmd_slurm_script(args: argparse.Namespace) -> int:
         text = slurm.sweep_script(args.shards, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
                                   time=args.time or slurm.DEFAULT_SWEEP_TIME, epochs=args.epochs, data=args.data,
                                   out=args.out, models=args.models, activations=args.activations, lrs=args.lrs,
-                                  python=args.python)
+                                  python=args.python, augment=args.augment)
     slurm.log_dir(args.out).mkdir(parents=True, exist_ok=True)
     print(text, end="")
     return 0

@@ -74,6 +74,9 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "elu")
 LEARNING_RATES: tuple[float, ...] = (0.001, 0.01, 0.1)
 SPLITS: tuple[str, ...] = ("random", "speaker")
 SEED = 42
+#: Data augmentation of a run (``--augment``): none (the report's), SpecAugment-style masks on the
+#: features (``spec``), augmented waveforms (``wave``), or both (docs/future-work.md).
+AUGMENTS: tuple[str, ...] = ("none", "spec", "wave", "both")
 
 #: How every number from the synthetic demo corpus is labelled (tables, figures, banners, logs).
 SYNTHETIC_LABEL = "synthetic demo corpus — not CREMA-D"
@@ -84,6 +87,43 @@ PSEUDOCODE_PARAMETERS: dict[str, int] = {"1d": 507_654, "2d": 5_043_270, "combin
 
 
 # -------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment-style masks (Park et al. 2019) drawn per training clip and batch (``--augment spec``).
+
+    Each mask zeroes a band of random width ``0..max_width`` at a random position: on the 64 x 64
+    log-mel ``freq_masks`` mel bands and ``time_masks`` frames; on the 27 x 301 frames
+    ``time_masks`` spans of frames (the 27 rows are different features, not a frequency axis, so
+    they are never masked). Zero is the log-mel's floor and, after standardisation, the 1D rows' mean.
+    """
+
+    freq_masks: int = 2
+    freq_width: int = 8  # of 64 mel bands
+    time_masks: int = 2
+    time_width_2d: int = 8  # of 64 log-mel frames
+    time_width_1d: int = 30  # of 301 frames (0.3 s)
+
+
+@dataclass(frozen=True)
+class WaveAugmentConfig:
+    """Waveform augmentation before feature extraction (``--augment wave``): one draw per copy.
+
+    Speed perturbation as Kaldi recipes (factor 0.9, 1.0 or 1.1: tempo and pitch change together,
+    by resampling), a gain in dB, then additive noise at an SNR drawn in ``snr_db``: coloured noise
+    (power spectrum 1/f^exponent: white 0, pink 1, brown 2) or, with probability ``p_babble``, the
+    non-speech parts of other training clips (their room and noise floor). ``copies`` augmented
+    copies of every training clip are cached; training draws one per clip and epoch.
+    """
+
+    copies: int = 2
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    noise_exponents: tuple[float, ...] = (0.0, 1.0, 2.0)
+    p_babble: float = 0.5
+    bank_clips: int = 64  # training clips whose non-speech parts make the noise bank
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Mono -> 16 kHz -> VAD trim -> z-score (report section 2)."""
@@ -136,7 +176,10 @@ class Feature2DConfig:
 #: corpus) are the same run; the device is left out (it changes speed, not the protocol).
 RESULT_FIELDS: tuple[str, ...] = ("model", "activation", "lr", "epochs", "batch_size", "weight_decay", "warmup_epochs",
                                   "final_lr_fraction", "dropout_conv", "dropout_head", "seed", "split", "split_seed",
-                                  "numeric_precision")
+                                  "numeric_precision", "augment")
+#: Result fields added after runs were first recorded, with the value those older runs were trained
+#: with: a run folder that does not record the field is read as having this value (``runs.recorded_settings``).
+LATER_RESULT_FIELDS: dict[str, object] = {"augment": "none"}
 
 
 @dataclass
@@ -164,6 +207,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     # "auto" (bf16 on CUDA, fp32 on the CPU), "bf16" or "fp32" (not "precision": that is a metric's name)
     numeric_precision: str = "auto"
+    augment: str = "none"  # AUGMENTS: none | spec | wave | both
     wandb: bool = False
 
     @property
@@ -173,12 +217,12 @@ class TrainConfig:
         Every result-affecting setting (:data:`RESULT_FIELDS`) that differs from the report's
         protocol is named, so two different runs never share a folder: ``-e12`` (epochs),
         ``-speaker`` (split), ``-seed43``, ``-split43`` (split seed), ``-bs32`` (batch size), and
-        ``-bf16``/``-fp32`` (precision), and ``-h`` plus a 6-character hash for the rest (weight decay, warm-up, final rate, dropout).
+        ``-bf16``/``-fp32`` (precision), ``-aug-spec`` (augmentation), and ``-h`` plus a 6-character hash for the rest (weight decay, warm-up, final rate, dropout).
         """
         default = TrainConfig()
         run_id = f"{self.model}-{self.activation}-lr{self.lr:g}"
         named = (("epochs", "e"), ("split", ""), ("seed", "seed"), ("split_seed", "split"), ("batch_size", "bs"),
-                 ("numeric_precision", ""))
+                 ("numeric_precision", ""), ("augment", "aug-"))
         for name, prefix in named:
             if getattr(self, name) != getattr(default, name):
                 run_id += f"-{prefix}{getattr(self, name)}"

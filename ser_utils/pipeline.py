@@ -16,7 +16,7 @@ and says which it took (:func:`choose_profile`).
 
 Every stage is resumable: the corpus, the feature cache and finished runs are reused, so a
 second call after an interruption finishes only what is missing. Stage timings are written to
-``<out>/main_job.json`` so the README's figures are measured, not guessed.
+``<out>/main_job.json`` so the figures in docs/measured.md are measured, not guessed.
 """
 
 from __future__ import annotations
@@ -86,11 +86,12 @@ def choose_profile(requested: str = AUTO_PROFILE, device: str = "auto") -> tuple
 
 def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, out: str | Path | None = None,
                  epochs: str | None = None, device: str = "auto", force: bool = False,
-                 jobs: int | None = None, grid: dict | None = None, precision: str = "auto", emit=print) -> dict:
+                 jobs: int | None = None, grid: dict | None = None, precision: str = "auto", emit=print,
+                 augment: str = "none") -> dict:
     """Run every stage; return (and write to ``<out>/main_job.json``) what happened and how long it took.
 
     ``grid`` narrows the sweep (``{"models": [...], "activations": [...], "lrs": [...]}``); by
-    default it is the report's 27 configurations.
+    default it is the report's 27 configurations. ``augment`` applies to every run of the sweep.
     """
     from ser_utils.analysis import report
     from ser_utils.experiments import sweep
@@ -135,11 +136,13 @@ def run_main_job(profile: str = AUTO_PROFILE, data: str | Path | None = None, ou
         stage("notebooks 01-06", lambda: notebooks(STORY_NOTEBOOKS))
         swept = stage("sweep", lambda: parallel_sweep(
             data_dir, out, epochs=epochs or prof.epochs, device=device, features_dir=features_dir, force=force,
-            jobs=sweep_jobs(device, jobs, per_gpu=prof.jobs_per_gpu), grid=grid, precision=precision, emit=emit))
+            jobs=sweep_jobs(device, jobs, per_gpu=prof.jobs_per_gpu), grid=grid, precision=precision, emit=emit,
+            sweep_args=["--augment", augment] if augment != "none" else []))
         failed = swept.failed
         problems.extend(f"run {name} failed" for name in failed)
         problems.extend(swept.problems)
-        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict"]
+        later = ["08_analysis"] + (["09_alternatives"] if prof.alternatives else []) + ["10_predict", "11_augmentation",
+                                                                                   "12_attention_transformer"]
         stage("notebooks " + ", ".join(n[:2] for n in later), lambda: notebooks(later))
         index = stage("report", lambda: report.export_report(out / "runs", out / "report", executed))
     summary = _summary(prof, data_dir, out, failed, index, timings, time.perf_counter() - started)
@@ -184,7 +187,7 @@ class ShardedSweep:
 def sharded_sweep(data: str | Path | None, out: str | Path, *, models, activations, lrs, epochs: str,
                   batch_size: int, seeds, split: str, split_seed: int, device: str, precision: str,
                   features_dir: str | Path, force: bool, jobs: int | None, cell_timeout: float | None = None,
-                  inactivity_timeout: float | None = None, emit=print) -> ShardedSweep:
+                  inactivity_timeout: float | None = None, emit=print, augment: str = "none") -> ShardedSweep:
     """``sweep --jobs N``: check the request and extract the features once, then run the sweep
     as parallel shards (:func:`parallel_sweep`: ``N`` per GPU, or ``N`` in all on a CPU)."""
     from ser_utils.data import dataset
@@ -192,7 +195,7 @@ def sharded_sweep(data: str | Path | None, out: str | Path, *, models, activatio
 
     models, activations = grid_module.parse_names(models), grid_module.parse_names(activations)
     lrs, seeds = grid_module.parse_lrs(lrs), grid_module.parse_seeds(seeds)
-    grid_module.validate(models, activations, lrs, grid_module.parse_epochs(epochs), batch_size, split)
+    grid_module.validate(models, activations, lrs, grid_module.parse_epochs(epochs), batch_size, split, augment)
     location = dataset.locate(data)
     data_dir = Path(data).expanduser().resolve() if data is not None else location.root.resolve()
     dataset.check_split(dataset.manifest(data_dir, split_method=split, seed=split_seed), str(data_dir))
@@ -202,6 +205,7 @@ def sharded_sweep(data: str | Path | None, out: str | Path, *, models, activatio
     args = ["--seeds", ",".join(map(str, seeds)), "--split", split, "--split-seed", str(split_seed),
             "--batch-size", str(batch_size)]
     args += ["--cell-timeout", f"{cell_timeout:g}"] if cell_timeout else []
+    args += ["--augment", augment] if augment != "none" else []
     return parallel_sweep(data_dir, out, epochs=str(epochs), device=device, features_dir=features_dir, force=force,
                           jobs=sweep_jobs(device, jobs), grid={"models": models, "activations": activations, "lrs": lrs},
                           precision=precision, emit=emit, sweep_args=args, runs_per_config=len(seeds),

@@ -55,7 +55,7 @@ RUN_NOTEBOOK = "07_train.ipynb"
 RESULTS_FILE = "results.csv"
 
 #: results.csv columns, in order (one row per run folder).
-RESULT_COLUMNS = ["run_id", "model", "activation", "lr", "epochs", "split", "seed", "split_seed", "status",
+RESULT_COLUMNS = ["run_id", "model", "activation", "lr", "epochs", "split", "seed", "split_seed", "augment", "status",
                   "accuracy", "accuracy_lo", "accuracy_hi", "f1", "f1_lo", "f1_hi", "precision", "recall",
                   "f1_macro", "uar", "uar_lo", "uar_hi", "best_epoch", "best_val_loss", "epochs_run", "wall_time_s",
                   "n_params", "n_train", "n_val", "n_test", "corpus", "error"]
@@ -136,9 +136,15 @@ def run_summary(run_dir: str | Path, source: str = "") -> dict[str, Any]:
 
 # ------------------------------------------------------- reuse: same settings?
 def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
-    """The settings a run was trained with, as its ``config.json`` (else ``metrics.json``) records them."""
+    """The settings a run was trained with, as its ``config.json`` (else ``metrics.json``) records them.
+
+    A field added to the settings after the run was written (:data:`config.LATER_RESULT_FIELDS`,
+    e.g. ``augment``) reads as the value such runs were trained with, so they are still reused.
+    """
     run_dir = Path(run_dir)
     recorded = fileio.read_json(run_dir / CONFIG_FILE) or fileio.read_json(run_dir / METRICS_FILE) or {}
+    if recorded:
+        recorded = {**config.LATER_RESULT_FIELDS, **recorded}
     data = recorded.get("data") or {}
     corpus = data.get("corpus") or recorded.get("corpus")
     return {**recorded, "corpus": corpus, "corpus_clips": data.get("corpus_clips")}
@@ -201,6 +207,7 @@ def _result_row(run_dir: Path) -> dict | None:
         return None
     metrics = metrics or {"status": STATUS_INCOMPLETE}
     row = {col: metrics.get(col, cfg.get(col)) for col in RESULT_COLUMNS}
+    row.update({k: v for k, v in config.LATER_RESULT_FIELDS.items() if row.get(k) is None})
     row["run_id"] = run_dir.name
     row["corpus"] = metrics.get("corpus") or (cfg.get("data") or {}).get("corpus")
     return row

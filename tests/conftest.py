@@ -67,3 +67,15 @@ def notebook_outputs(tmp_path_factory) -> Path:
         os.environ.pop("SER_OUTPUTS_DIR", None)
     else:
         os.environ["SER_OUTPUTS_DIR"] = previous
+
+
+#: Test files that take minutes, slowest first. ``make test`` runs files side by side (pytest-xdist,
+#: ``--dist loadfile``) in collection order: starting these first keeps one long file from
+#: starting last and holding up the end of the run.
+SLOWEST_FILES = ("test_make_demo_and_lab.py", "test_notebooks.py", "test_slurm.py", "test_sweep.py",
+                 "test_predict.py", "test_workers.py", "test_report.py", "test_predict_browser.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise

@@ -17,7 +17,6 @@ from ser_utils.errors import UserError
 from ser_utils import analysis, config, runs, stats
 from ser_utils.analysis import plots, published
 from ser_utils.data import dataset
-from ser_utils.experiments import sweep
 from tests.conftest import SHARED_CREMA_D
 
 #: A 1x1 PNG: enough for an executed notebook with an image output.

@@ -158,3 +158,14 @@ def test_nothing_outside_the_tests_points_outside_the_repository():
                  and (config.REPO_ROOT / f).is_file() and ("../shared" in (config.REPO_ROOT / f).read_text(errors="ignore")
                                                            or "DESIGN.md" in (config.REPO_ROOT / f).read_text(errors="ignore"))]
     assert not offenders, f"files that point outside the repository: {offenders}"
+
+
+def test_every_file_of_the_package_is_tracked_by_git():
+    """An ignore rule must never swallow a module (a ``data/`` rule once hid ``ser_utils/data/__init__.py``):
+    a fresh clone would then lack it."""
+    listed = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "ser_utils"],
+                            capture_output=True, text=True, cwd=config.REPO_ROOT)
+    if listed.returncode != 0:  # not a git checkout (an sdist)
+        return
+    ignored = [f for f in listed.stdout.split() if f.endswith(".py")]
+    assert not ignored, f"package files git ignores (a fresh clone lacks them): {ignored}"

@@ -202,3 +202,56 @@ def test_bad_clip_error_is_a_value_error_that_pickles():
     assert isinstance(err, ValueError)
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.path, copy.reason, str(copy)) == ("/data/x.wav", "empty file", "/data/x.wav: empty file")
+
+
+# ------------------------------------------------------------------- FFmpeg formats
+@pytest.mark.parametrize("name", ["browser.webm", "memo.m4a", "video.mp4", "clip.mkv"])
+def test_ffmpeg_formats_decode_sample_aligned_to_the_original(tmp_path, name):
+    """What libsndfile refuses, FFmpeg reads: the same length and timing as the signal encoded (AAC's
+    priming and end padding dropped), the samples close to it (lossy), the first audio stream of a video."""
+    from ser_utils.data import decoders
+
+    x, _, _ = voiced_in_silence(noise=1e-3)
+    path = decoders.encode(tmp_path / name, x, SR, video=name == "video.mp4")
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(path))
+    y = audio.load(path)
+    assert len(y) == len(x)
+    snr_db = 10 * np.log10(np.sum(x**2) / np.sum((x - y) ** 2))
+    assert snr_db > 15, f"{name}: {snr_db:.1f} dB"
+
+
+def test_folder_search_lists_what_it_skips(tmp_path):
+    from ser_utils.data import decoders
+
+    for name in ("a.wav", "b.M4A", "c.webm", "notes.txt", "cover.jpg", ".hidden.txt"):
+        (tmp_path / name).write_bytes(b"")
+    found, skipped = decoders.audio_files(tmp_path)
+    assert [p.name for p in found] == ["a.wav", "b.M4A", "c.webm"]
+    assert decoders.skipped_message(skipped) == "skipped 2 files that are not audio: cover.jpg, notes.txt"
+    assert decoders.skipped_message([]) is None
+    many = decoders.skipped_message([f"{i}.txt" for i in range(8)])
+    assert many == "skipped 8 files that are not audio: 0.txt, 1.txt, 2.txt, 3.txt, 4.txt, ... (3 more)"
+
+
+def test_a_video_whose_sound_ends_before_its_picture_is_not_truncated(tmp_path):
+    """Only the audio stream's declared length counts: 1 s of sound in a 3 s video is whole."""
+    import av
+
+    from ser_utils.data import decoders
+
+    x, _, _ = voiced_in_silence(noise=1e-3)
+    sound = decoders.encode(tmp_path / "sound.m4a", x, SR)
+    with av.open(str(tmp_path / "video.mp4"), "w", format="mp4") as out, av.open(str(sound)) as src:
+        picture = out.add_stream("mpeg4", rate=10)
+        picture.width, picture.height, picture.pix_fmt = 64, 64, "yuv420p"
+        track = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = track
+                out.mux(packet)
+        black = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        for _ in range(int(len(x) / SR * 10) + 20):  # two seconds more picture than sound
+            out.mux(picture.encode(black))
+        out.mux(picture.encode(None))
+    np.testing.assert_allclose(audio.load(tmp_path / "video.mp4"), audio.load(sound), atol=1e-6)

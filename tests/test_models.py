@@ -69,10 +69,10 @@ def test_registry_matches_config_and_rejects_unknown_names():
 
 
 def test_activation_registry():
-    assert set(models.ACTIVATIONS) == set(config.ACTIVATIONS)
+    assert set(models.ACTIVATIONS) == set(config.ACTIVATIONS) | set(models.LEARNABLE_ACTIVATIONS)
     assert isinstance(models.get_activation("silu"), nn.SiLU)
     assert isinstance(models.get_activation("ReLU"), nn.ReLU)
-    with pytest.raises(ValueError, match="elu, relu, silu"):
+    with pytest.raises(ValueError, match="elu, prelu, relu, silu, swish-beta"):
         models.get_activation("gelu")
     with pytest.raises(ValueError):
         models.build_model("1d", activation="tanh")
@@ -107,7 +107,7 @@ def test_receptive_field_and_cost():
 
 # ------------------------------------------------------------------ package structure
 def test_registry_lists_the_report_models_then_the_alternatives():
-    assert list(models.MODEL_REGISTRY) == [*config.MODELS, *models.ALTERNATIVES]
+    assert list(models.MODEL_REGISTRY) == [*config.MODELS, *models.ALTERNATIVES, *models.ATTENTION_MODELS]
     assert models.MODEL_REGISTRY["combined"] is models.Combined
 
 
@@ -131,13 +131,15 @@ def test_combined_uses_the_shared_head_with_unchanged_state_dict_keys():
 
 
 def test_models_package_imports_only_downwards():
-    """layers <- cnn <- alternatives <- registry <- summary <- __init__, and nothing else of ser_utils except
+    """layers <- cnn <- alternatives | attention | transformer <- registry <- summary <- __init__, and nothing else of ser_utils except
     config (for describe): no import circle, and no model code reaching into the pipeline."""
     import ast
 
     allowed = {"layers": set(), "cnn": {"layers"}, "alternatives": {"layers", "cnn"},
-               "registry": {"cnn", "alternatives"}, "summary": {"layers", "registry", "config"},
-               "__init__": {"layers", "cnn", "alternatives", "registry", "summary"}}
+               "attention": {"layers", "cnn"}, "transformer": {"layers"},
+               "registry": {"cnn", "alternatives", "attention", "transformer"},
+               "summary": {"layers", "registry", "config"},
+               "__init__": {"layers", "cnn", "alternatives", "attention", "transformer", "registry", "summary"}}
     folder = config.REPO_ROOT / "ser_utils" / "models"
     assert {p.stem for p in folder.glob("*.py")} == set(allowed)
     for stem, ok in allowed.items():

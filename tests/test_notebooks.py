@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -86,6 +87,18 @@ def test_alternatives_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_out
              "quick_runs_dir": str(tmp_path / "quick"), "epochs": 1, "max_train_clips": 32})
     trained = {p.parent.name.split("-relu")[0] for p in (tmp_path / "quick").glob("*/metrics.json")}
     assert {"resnet38", "resnet101", "combined-varlen", "combined-mean1d"} <= trained
+
+    # Notebook 08 on these real runs (checkpoints, probabilities, the tiny corpus's audio): its error analysis
+    figures = tmp_path / "figures"
+    executed = execute(config.NOTEBOOKS_DIR / "08_analysis.ipynb", tmp_path / "08_analysis.ipynb",
+                       {"data_dir": str(tiny_corpus), "runs_dir": str(tmp_path / "quick"), "figures_dir": str(figures)})
+    text = json.dumps([c.get("outputs", []) for c in executed.cells])
+    for shown in ("heard as", "<audio", "ECE = ", "nearest neighbours", "Hiding the patch", "not answered yet"):
+        assert shown in text, f"08's error analysis shows no {shown!r}"
+    difference = float(re.search(r"the run's own test probabilities: ([0-9.e+-]+)", text).group(1))
+    assert difference < 1e-4  # the recomputed inputs are the ones the run was tested on
+    assert {"error_occlusion", "error_embeddings", "error_reliability"} <= {
+        p.stem for p in (figures / "08_analysis").glob("*.png")}
 
 
 # ------------------------------------------------------- every parameter arrives
@@ -178,3 +191,21 @@ def test_papermill_overrides_every_declared_parameter(path, tmp_path):
     arrived = json.loads(seen.read_text())
     assert arrived == overrides
     assert {n: type(v) for n, v in arrived.items()} == {n: type(v) for n, v in overrides.items()}
+
+
+@pytest.mark.slow
+def test_augmentation_notebook_runs_on_the_tiny_corpus(tiny_corpus, notebook_outputs, tmp_path):
+    """Notebook 11 trains a run with waveform and spec augmentation and its plain twin briefly, and
+    computes the paired test's verdict."""
+    out = tmp_path / "11_augmentation.ipynb"
+    execute(config.NOTEBOOKS_DIR / "11_augmentation.ipynb", out,
+            {"data_dir": str(tiny_corpus), "runs_dir": str(tmp_path / "runs"), "quick_runs_dir": str(tmp_path / "quick"),
+             "model": "1d", "activation": "relu", "augment": "both", "epochs": 1, "max_train_clips": 24})
+    trained = sorted(p.parent.name for p in (tmp_path / "quick").glob("*/metrics.json"))
+    assert trained == ["1d-relu-lr0.001-e1-bs32", "1d-relu-lr0.001-e1-bs32-aug-both"]
+    executed = nbformat.read(out, as_version=4)
+    text = json.dumps([c.outputs for c in executed.cells if c.cell_type == "code"])
+    assert "quick budget" in text and ("Not significant" in text or "Significant" in text)
+    assert "synthetic" in text.lower()
+    assert {"wave-logmels.png", "spec-masks.png", "loss-curves.png"} <= {
+        p.name for p in (notebook_outputs / "figures" / "11_augmentation").glob("*.png")}

@@ -25,8 +25,8 @@ import soundfile as sf
 import torch
 
 from ser_utils import config, features, runs, training
-from ser_utils.data import audio, dataset
-from ser_utils.predict import windowing
+from ser_utils.data import audio, dataset, decoders
+from ser_utils.predict import view, windowing
 from ser_utils.training import checkpoint as inference, runtime
 from ser_utils.predict import predictor as predictor_module
 from ser_utils.predict.predictor import Predictor, SyntheticModelWarning, best_run, find_audio
@@ -35,7 +35,7 @@ from ser_utils.training.data import TrainingData
 
 pytestmark = pytest.mark.slow
 
-MODELS = ("1d", "combined", "combined-mean1d", "combined-varlen")
+MODELS = ("1d", "combined", "combined-mean1d", "combined-varlen", "transformer")
 PROBS = [f"p_{c}" for c in config.EMOTIONS]
 
 
@@ -281,6 +281,45 @@ def test_every_libsndfile_format_gives_a_prediction(trained, feature_set, tmp_pa
                     "every other format was checked")
 
 
+#: What people record in, written by FFmpeg (PyAV) from a corpus clip: browser, phone, video, Ogg, MP3.
+LOSSY = ("browser.webm", "voice_memo.m4a", "video.mp4", "clip.opus.ogg", "clip.mp3")
+
+
+def test_phone_browser_and_video_recordings_are_scored_like_the_wav(trained, feature_set, tmp_path):
+    """Each lossy encoding of a clip: probabilities within 0.05 of the WAV's and the same emotion;
+    a video without sound and a truncated WebM are one-line errors while the others are scored."""
+    source = str(feature_set.manifest["path"].iloc[3])
+    x, rate = sf.read(source, dtype="float32")
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    wav = str(shutil.copy(source, folder / "original.wav"))
+    for name in LOSSY:
+        decoders.encode(folder / name, x, rate, video=name == "video.mp4")
+    decoders.encode(folder / "silent_video.mp4", x, rate, video=True, sound=False)
+    whole = (folder / "browser.webm").read_bytes()
+    (folder / "cut.webm").write_bytes(whole[: len(whole) // 2])
+    (folder / "notes.txt").write_text("not audio")
+    (folder / "cover.jpg").write_bytes(b"\xff\xd8")
+
+    result = run_cli(str(folder), "--run", str(trained["1d"]), "--format", "csv")
+    assert result.returncode == 1, result.stderr
+    rows = pd.read_csv(io.StringIO(result.stdout)).query("kind == 'recording'").set_index("path")
+    assert len(rows) == len(LOSSY) + 3  # the two not-audio files are not searched
+    assert result.stderr.count("skipped 2 files that are not audio: cover.jpg, notes.txt") == 1
+    reference = rows.loc[wav, PROBS].to_numpy(dtype=float)
+    for name in LOSSY:
+        row = rows.loc[str(folder / name)]
+        assert pd.isna(row["error"]), row["error"]
+        assert np.abs(row[PROBS].to_numpy(dtype=float) - reference).max() < 0.05, name
+        assert row["emotion"] == rows.loc[wav, "emotion"], name
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    silent, cut = str(folder / "silent_video.mp4"), str(folder / "cut.webm")
+    assert f"error: {silent}: no audio stream in this file (video streams only); export or record it with sound" \
+        in errors
+    assert any(line.startswith(f"error: {cut}: truncated (the file declares") for line in errors)
+    assert errors[-1] == f"error: 2 of {len(rows)} recordings failed: {cut}, {silent}"
+
+
 # ---------------------------------------------------------------------------- long audio
 def test_window_bounds():
     plan = windowing.WindowPlan(window_s=3.0, hop_s=1.0, whole_max_s=4.0)
@@ -350,7 +389,7 @@ def test_a_folder_with_a_corrupt_and_a_silent_file(trained, feature_set, tmp_pat
     sf.write(folder / "silent.flac", np.zeros(32_000, dtype=np.int16), 16_000)
     sf.write(folder / "short.wav", (0.3 * np.sin(np.arange(4_000) / 5)).astype(np.float32), 16_000)
     (folder / "notes.txt").write_text("not audio, not searched")
-    assert len(find_audio(folder)) == 9 and len(find_audio(folder)) + 1 >= predictor_module.MIN_FILES_FOR_POOL
+    assert len(find_audio(folder, emit=lambda line: None)) == 9 and len(find_audio(folder)) + 1 >= predictor_module.MIN_FILES_FOR_POOL
 
     missing = str(tmp_path / "typo.wav")
     result = run_cli(str(folder), missing, "--run", str(trained["1d"]), "--format", "csv", "--jobs", "2")
@@ -368,6 +407,7 @@ def test_a_folder_with_a_corrupt_and_a_silent_file(trained, feature_set, tmp_pat
     for path in bad:
         assert sum(line.startswith(f"error: {path}: ") for line in errors) == 1
     assert errors[-1] == f"error: 4 of 10 recordings failed: {', '.join(bad)}"
+    assert result.stderr.splitlines().count("skipped 1 file that is not audio: notes.txt") == 1
     direct = predictor(trained["1d"]).predict(good)  # in this process, one recording after another
     np.testing.assert_allclose(rows.loc[good, PROBS].to_numpy(dtype=float), direct[PROBS].to_numpy(), atol=1e-5)
 
@@ -406,6 +446,39 @@ def test_a_synthetic_model_says_so(trained, feature_set):
     assert config.SYNTHETIC_LABEL in result.stdout.splitlines()[0]  # the table's header names the corpus
 
 
+# ---------------------------------------------------------------------------- calibration
+def test_ece_of_a_calibrated_and_an_overconfident_model():
+    rng = np.random.default_rng(42)
+    confidence = rng.uniform(0.2, 1.0, 20_000)
+    calibrated = (rng.uniform(size=confidence.size) < confidence).astype(float)  # right as often as it claims
+    assert view.ece_of(confidence, calibrated) < 0.02
+    always_sure = np.full(1000, 0.95)
+    half_right = np.arange(1000) % 2 == 0
+    assert view.ece_of(always_sure, half_right.astype(float)) == pytest.approx(0.45)
+    resampled = view.ece_of(always_sure, half_right.astype(float), weights=np.ones((3, 1000)))
+    np.testing.assert_allclose(resampled, 0.45)
+
+
+def test_reliability_bins_a_runs_test_predictions(trained):
+    frame = pd.read_csv(trained["1d"] / runs.PREDICTIONS_FILE)
+    table, summary = view.reliability(frame)
+    assert table["clips"].sum() == summary["clips"] == len(frame)
+    assert summary["accuracy"] == pytest.approx((frame["predicted"] == frame["true"]).mean())
+    assert summary["ece_low"] <= summary["ece"] <= summary["ece_high"]
+    assert ((table["acc_low"] <= table["accuracy"]) & (table["accuracy"] <= table["acc_high"])).all()
+    assert (table["from"] <= table["confidence"]).all() and (table["confidence"] <= table["to"]).all()
+
+
+def test_the_selection_note_names_both_rules_runs(trained):
+    p = predictor(trained["1d"])
+    results = runs.finished(runs.collect_results(trained["1d"].parent))
+    by_test = results.sort_values("accuracy", ascending=False, kind="stable")["run_id"].iloc[0]
+    note = view.selection_note(p, trained["1d"].parent)
+    assert note.startswith(f"This notebook and `predict` use run {p.name}, the lowest validation loss")
+    assert f"notebook 08 shows {by_test}" in note
+    assert ("same run" in note) == (by_test == p.name)
+
+
 # ------------------------------------------------------------------------------ notebook 10
 def test_notebook_10_predicts_headless(trained, tiny_corpus, notebook_outputs, tmp_path):
     """Papermill (as the main job): held-out clips, a sentence synthesised on the spot, a long recording."""
@@ -423,6 +496,11 @@ def test_notebook_10_predicts_headless(trained, tiny_corpus, notebook_outputs, t
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     figures = {p.stem for p in (notebook_outputs / "figures" / "10_predict").glob("*.png")}
-    assert {"held_out_clips", "synthesised_sentence", "long_recording_timeline"} <= figures
+    assert {"held_out_clips", "synthesised_sentence", "long_recording_timeline", "reliability"} <= figures
+    markdown = [o["data"]["text/markdown"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                if "text/markdown" in o.get("data", {})]
+    chosen = best_run(trained["1d"].parent).name
+    assert any(text.startswith(f"This notebook and `predict` use run {chosen}") for text in markdown)
+    assert any("ECE" in text and "test clips" in text for text in markdown)
     closing = executed.cells[-1].outputs[0]["data"]["text/markdown"]
     assert config.SYNTHETIC_LABEL in closing and best_run(trained["1d"].parent).name in closing

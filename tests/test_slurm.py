@@ -1,4 +1,4 @@
-"""The sweep on SLURM: the generated job scripts, and the README's recipe on a real one-node cluster.
+"""The sweep on SLURM: the generated job scripts, and the cluster guide's recipe on a real one-node cluster.
 
 The fast tests run the generated scripts with bash and a stand-in interpreter, so the exact
 command each array task runs is checked against the real command-line parser. The cluster tests
@@ -113,9 +113,9 @@ def test_feature_job_extracts_into_the_cache_the_sweep_reads(tmp_path, capsys):
 
 
 def test_readme_shows_what_the_generator_prints(tmp_path, capsys):
-    """The README's cluster section: its printed script is the generator's, its commands the tests'."""
-    readme = (config.REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Running on a GPU or a cluster"):readme.index("## Measured figures")]
+    """The cluster guide's SLURM section: its printed script is the generator's, its commands the tests'."""
+    guide = (config.REPO_ROOT / "docs" / "gpu-and-cluster.md").read_text()
+    section = guide[guide.index("## Sharding and SLURM"):]
     shown = section[section.index("#!/bin/bash\n"):]
     shown = shown[:shown.index("```")]
     data, out = tmp_path / "CREMA-D", tmp_path / "outputs"
@@ -172,7 +172,7 @@ def cluster(tmp_path_factory):
 
 @dataclass
 class Scenario:
-    """What the README's recipe did on the cluster, recorded step by step for the tests below."""
+    """What the cluster guide's recipe did on the cluster, recorded step by step for the tests below."""
 
     out: Path
     array_id: str
@@ -206,7 +206,7 @@ def wait_for(condition, what: str, cluster: SlurmCluster, timeout: float = WAIT_
 
 @pytest.fixture(scope="module")
 def scenario(cluster, tiny_corpus, tmp_path_factory) -> Scenario:
-    """The README's recipe, plus a cancel and a race.
+    """The cluster guide's recipe, plus a cancel and a race.
 
     1. Generate both scripts with ``python -m ser_utils slurm-script`` (as a user does) and
        submit the feature job, then the array with ``--dependency=afterok``.

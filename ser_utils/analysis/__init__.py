@@ -5,13 +5,19 @@ module              what it holds
 =================== ==================================================================================
 ``published``       the course report's published numbers (Tables 2-4, per-class F1, confusions)
 ``paired_runs``     finished runs aligned clip by clip per test split; paired comparisons
+``same_budget``     notebook 12: a new model against a report model at one budget, on the same test clips;
+                    what attentive pooling weighs over a clip
 ``claims``          the report's findings and a verdict for each, computed from our runs
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
+``augmentation``    a run with ``--augment`` against its twin without: the paired test, the verdict
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
 ``plots``           every figure of the report
 ``teaching``        the figures of the notebooks' derivations (VAD decisions, mel filterbank, the resize,
                     activations and their derivatives, the learning-rate schedule)
 ``ablation``        a trained two-trunk model scored with each trunk alone (notebook 06)
+``error_analysis``  a run's mistakes from its files: confusion read by code, clips, calibration (ECE)
+``attribution``     inside a log-mel model: occlusion, saliency (captum), penultimate-layer embeddings
+``error_plots``     the error analysis's figures: reliability diagram, occlusion maps, embedding map
 ``report``          the HTML export (nbconvert) and its index page
 =================== ==================================================================================
 

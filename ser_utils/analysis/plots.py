@@ -433,6 +433,35 @@ def human_vs_model_confusion(human, model, model_label: str = "model"):
     return fig
 
 
+# ------------------------------------------------------ 12 attention and the transformer
+def attention_over_time(mel, tracks, hop_s: float, title: str = ""):
+    """A clip's log-mel (top) and, below it on the same time axis, each model's attention weights.
+
+    ``mel``: ``[64, T]`` (frames ``hop_s`` apart); ``tracks``: ``{label: (weights, step_s)}``, the
+    weights over a model's time steps, each step ``step_s`` seconds long (drawn as steps, so a
+    coarse model shows as few wide steps). A flat track (every weight ``1 / steps``) is dashed.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1 + len(tracks), 1, figsize=(9, 2.2 + 1.3 * len(tracks)), sharex=True,
+                             constrained_layout=True, gridspec_kw={"height_ratios": [2] + [1] * len(tracks)})
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, mel.shape[1] * hop_s, 0, mel.shape[0]))
+    axes[0].set_ylabel("mel bin")
+    axes[0].grid(False)
+    axes[0].set_title(title)
+    for ax, (label, (weights, step_s)) in zip(axes[1:], tracks.items()):
+        weights = np.asarray(weights, dtype=float)
+        edges = np.arange(len(weights) + 1) * step_s
+        ax.stairs(weights, edges, fill=True, alpha=0.6, color="teal")
+        ax.axhline(1 / len(weights), color="0.4", lw=0.8, ls="--")  # uniform weights = average pooling
+        ax.set_ylabel("weight")
+        ax.set_title(label, fontsize=9, loc="left")
+    axes[-1].set_xlabel("time (s)")
+    return fig
+
+
 # ------------------------------------------------------------- 09 alternatives
 def alternatives_comparison(table, title: str = "the report's models and the alternatives"):
     """Four panels, one bar per run: test accuracy, parameters, seconds per epoch, train-validation gap.

@@ -2,7 +2,7 @@
 
 Layout (``python -m ser_utils report --runs outputs/runs --out outputs/report``)::
 
-    outputs/executed/NN_name.ipynb      executed copies of notebooks 01-10 (ser_utils.experiments.nbexec)
+    outputs/executed/NN_name.ipynb      executed copies of notebooks 01-11 (ser_utils.experiments.nbexec)
     outputs/report/index.html           headline table, key figures, links to every page
     outputs/report/NN_name.html         one page per executed notebook
     outputs/report/runs/<run_id>.html   one page per training run (its 07_train.ipynb)

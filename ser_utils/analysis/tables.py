@@ -70,9 +70,12 @@ def banner_html(synthetic: bool) -> str:
 def best_per_model(results: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
     """Table 2: each architecture's best finished configuration, with the report's accuracy beside it.
 
-    ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest).
+    ``by="accuracy"`` (highest test accuracy, as the report) or ``"best_val_loss"`` (lowest). Runs
+    with data augmentation (``augment`` other than none) are not the report's protocol: left out.
     """
     done = runs.finished(results)
+    if "augment" in done:
+        done = done[done["augment"].fillna("none") == "none"]
     columns = ["model", *TABLE_COLUMNS]
     if done.empty:
         return pd.DataFrame(columns=columns)

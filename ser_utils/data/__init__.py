@@ -8,6 +8,9 @@ module              what it holds
                     demographics and the listeners' votes
 ``audio``           loading audio and the preprocessing chain (soxr resampling, WebRTC/energy VAD,
                     z-score); a bad clip is a one-line error
+``decoders``        reading any recording: libsndfile first, FFmpeg (PyAV) for M4A/AAC, WebM/Opus and
+                    the sound of videos; the folder search's endings and its list of skipped files
+``augment``         waveform augmentation for ``--augment wave`` (speed, gain, noise at a random SNR)
 ``discovery``       where a notebook or command finds its corpus (``$CREMA_D_DIR``, the recorded one,
                     a demo corpus under ``data/``)
 ``demo_corpus/``    the synthetic CREMA-D-shaped corpus (eSpeak NG speech with acted-emotion prosody)

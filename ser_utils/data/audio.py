@@ -1,8 +1,8 @@
 """Loading and preprocessing a clip: mono -> 16 kHz -> VAD trim -> z-score (report section 2).
 
-``load`` reads whatever WAV a user has (8-bit unsigned to 32-bit float, any channel count,
-8-48 kHz) and returns float32 mono at the project rate. ``preprocess`` then trims the leading
-and trailing non-speech with a voice activity detector (VAD) and z-score normalises.
+``load`` reads whatever recording a user has (WAV from 8-bit unsigned to 32-bit float, FLAC, MP3;
+through FFmpeg M4A/AAC, WebM/Opus, the sound of videos; any channel count and rate) and returns
+float32 mono at the project rate. ``preprocess`` then trims the leading and trailing non-speech with a voice activity detector (VAD) and z-score normalises.
 
 Every way a clip can be unusable raises :class:`BadClipError`, whose message is one line,
 ``<file>: <reason and fix>``; :func:`ser_utils.features.definitions.extract` catches it, lists the clip as
@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from ser_utils import config
 from ser_utils.config import PreprocessConfig
+from ser_utils.data import decoders
+from ser_utils.data.decoders import BadClipError  # re-exported: callers catch audio.BadClipError
 
 LFS_POINTER_PREFIX = b"version https://git-lfs"
 LFS_POINTER_MAX_BYTES = 1024
@@ -52,18 +53,6 @@ MIN_DURATION_S = 0.05
 MIN_STD = 1e-7
 
 
-class BadClipError(ValueError):
-    """An unusable audio file; ``str(err)`` is ``"<file>: <reason>"`` on one line."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # keep both fields when sent between processes
-        return (type(self), (self.path, self.reason))
-
-
 @dataclass
 class Preprocessed:
     """A preprocessed clip and what preprocessing did to it.
@@ -86,17 +75,15 @@ class Preprocessed:
 
 # ------------------------------------------------------------------------ loading
 def load(path: str | os.PathLike, sample_rate: int = config.SAMPLE_RATE) -> np.ndarray:
-    """Read a WAV file as float32 mono at ``sample_rate`` (channels averaged, soxr HQ resampling).
+    """Read a recording as float32 mono at ``sample_rate`` (channels averaged, soxr HQ resampling).
 
-    File-level problems (empty, Git LFS pointer, truncated, not audio) raise BadClipError
-    before or instead of a decoder error, so the message says what to do.
+    Any format libsndfile or FFmpeg reads (:mod:`ser_utils.data.decoders`). File-level problems
+    (empty, Git LFS pointer, truncated, not audio, no audio stream) raise BadClipError before or
+    instead of a decoder error, so the message says what to do.
     """
     path = Path(path)
     _check_file(path)
-    try:
-        data, file_rate = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.SoundFileError) as err:  # LibsndfileError is a RuntimeError
-        raise BadClipError(path, f"unreadable audio ({_one_line(err)}); re-download or re-export it as WAV") from err
+    data, file_rate = decoders.read(path)
     if data.shape[0] == 0:
         raise BadClipError(path, "no audio samples (header only); re-download the file")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -158,10 +145,6 @@ def _wav_truncation(path: Path, size: int) -> str | None:
                 return None
             pos += 8 + chunk_size + (chunk_size & 1)
     return None  # no data chunk found: the decoder reports it
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
 
 
 # ------------------------------------------------------------------- VAD methods

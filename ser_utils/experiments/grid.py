@@ -112,7 +112,7 @@ def parse_seeds(values: str | int | Iterable[str | int]) -> list[int]:
 
 
 def validate(models: Sequence[str], activations: Sequence[str], lrs: Sequence[float],
-             epochs: int | Mapping[str, int], batch_size: int, split: str) -> None:
+             epochs: int | Mapping[str, int], batch_size: int, split: str, augment: str = "none") -> None:
     """Reject a request that cannot work before any run starts (one ValueError naming the fix).
 
     Models and activations must be registered (:data:`ser_utils.models.MODEL_REGISTRY`,
@@ -133,6 +133,8 @@ def validate(models: Sequence[str], activations: Sequence[str], lrs: Sequence[fl
                          f"valid: {', '.join(model_zoo.ACTIVATIONS)}")
     if split not in config.SPLITS:
         raise UserError(f"--split {split!r}: choose one of {', '.join(config.SPLITS)}")
+    if augment not in config.AUGMENTS:
+        raise UserError(f"--augment {augment!r}: choose one of {', '.join(config.AUGMENTS)}")
     _positive_int(batch_size, "--batch-size")
     for model in models:
         epochs_for(model, epochs)

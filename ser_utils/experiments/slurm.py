@@ -1,6 +1,6 @@
 """SLURM job scripts for the sweep: a job array with one shard per task, and the feature job before it.
 
-Why generated rather than copied from the README: the script a user submits is then the one the
+Why generated rather than copied from the docs: the script a user submits is then the one the
 test suite submits to a real (single-node) SLURM cluster (``tests/test_slurm.py``), so a typo, a
 wrong shard number or a log path SLURM cannot open fails a test instead of a user's job.
 
@@ -59,7 +59,7 @@ def sweep_script(shards: int = DEFAULT_SHARDS, *, gpus_per_task: int = DEFAULT_G
                  out: str | Path = config.OUTPUTS_DIR, models: Sequence[str] | str = config.MODELS,
                  activations: Sequence[str] | str = config.ACTIVATIONS,
                  lrs: Sequence[float | str] | str = config.LEARNING_RATES, python: str | Path | None = None,
-                 job_name: str = SWEEP_JOB_NAME) -> str:
+                 job_name: str = SWEEP_JOB_NAME, augment: str = "none") -> str:
     """The sbatch script of the sweep as a job array: task K of 1..``shards`` runs ``--shard K/shards``.
 
     Raises UserError (one line naming the option and the fix) for input that would make every
@@ -67,7 +67,7 @@ def sweep_script(shards: int = DEFAULT_SHARDS, *, gpus_per_task: int = DEFAULT_G
     """
     models, activations = grid.parse_names(models), grid.parse_names(activations)
     lrs, epochs_spec = grid.parse_lrs(lrs), grid.parse_epochs(epochs)
-    grid.validate(models, activations, lrs, epochs_spec, config.TrainConfig.batch_size, "random")
+    grid.validate(models, activations, lrs, epochs_spec, config.TrainConfig.batch_size, "random", augment)
     n_configs = len(grid.configurations(models, activations, lrs))
     shards = _whole(shards, "--shards", 1)
     if shards > n_configs:
@@ -83,6 +83,7 @@ def sweep_script(shards: int = DEFAULT_SHARDS, *, gpus_per_task: int = DEFAULT_G
                "--features-dir", paths["features"], "--epochs", _epochs_text(epochs_spec),
                "--models", ",".join(models), "--activations", ",".join(activations),
                "--lrs", ",".join(f"{lr:g}" for lr in lrs), "--device", "auto" if gpus else "cpu"]
+    command += ["--augment", augment] if augment != "none" else []
     lines = [
         "#!/bin/bash",
         f"# The sweep as a SLURM job array: {_count(n_configs, 'configuration')} in {_count(shards, 'shard')}, "
@@ -187,7 +188,7 @@ def _quote(text: str) -> str:
 
 
 def _command(words: Sequence[str]) -> str:
-    """Words as shell text, one option and its value a line (the script reads like the README)."""
+    """Words as shell text, one option and its value a line (the script reads like the cluster guide's)."""
     groups: list[list[str]] = [[]]
     for word in words:
         if word.startswith("--"):

@@ -24,8 +24,8 @@ Guarantees
   (:func:`ser_utils.runs.write_results`) after every run, so shards sharing one ``--out`` never
   race and a partial sweep always has a current table.
 
-``--shard K/N`` runs ``configurations[K-1::N]`` (:func:`ser_utils.experiments.grid.shard`); the README's
-cluster section shows the SLURM job array that uses it.
+``--shard K/N`` runs ``configurations[K-1::N]`` (:func:`ser_utils.experiments.grid.shard`); the
+cluster guide (docs/gpu-and-cluster.md) shows the SLURM job array that uses it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ser_utils.errors import UserError
 
 NOTEBOOK = config.NOTEBOOKS_DIR / runs.RUN_NOTEBOOK
 #: Notebook parameters recorded in metrics.json when a run fails before training wrote its own.
-RECORDED_PARAMETERS = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed")
+RECORDED_PARAMETERS = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed", "augment")
 
 
 class SweepConflictError(UserError):
@@ -91,7 +91,7 @@ class PlannedRun:
 
 def train_config(parameters: Mapping[str, Any]) -> config.TrainConfig:
     """The TrainConfig notebook 07 builds from these parameters (the other fields at their defaults)."""
-    keys = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed")
+    keys = ("model", "activation", "lr", "epochs", "batch_size", "seed", "split", "split_seed", "augment")
     return config.TrainConfig(**{k: parameters[k] for k in keys if k in parameters},
                               numeric_precision=parameters.get("precision", "auto"))
 
@@ -218,7 +218,7 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
               lrs: Sequence[float] = config.LEARNING_RATES, epochs: int | Mapping[str, int] | str = config.TrainConfig.epochs,
               batch_size: int = config.TrainConfig.batch_size, seeds: Sequence[int] | str | int = (config.SEED,),
               split: str = "random", split_seed: int = config.SEED, device: str = "auto", precision: str = "auto",
-              features_dir: str | Path | None = None, shard_spec: tuple[int, int] | str | None = None,
+              augment: str = "none", features_dir: str | Path | None = None, shard_spec: tuple[int, int] | str | None = None,
               force: bool = False, notebook: str | Path = NOTEBOOK, kernel_name: str | None = None,
               cell_timeout: float | None = None, inactivity_timeout: float | None = None, progress: bool = True,
               emit: Callable[[str], None] = nbexec.log_to_stderr) -> SweepResult:
@@ -226,7 +226,7 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
 
     Each configuration runs once per seed in ``seeds`` (the weights and the batch order); every
     seed shares the split drawn by ``split_seed``, so repetitions are compared on the same test
-    clips. ``cell_timeout`` limits each notebook cell (default :func:`cell_timeout_for`) and
+    clips. ``augment`` (:data:`ser_utils.config.AUGMENTS`) applies to every run. ``cell_timeout`` limits each notebook cell (default :func:`cell_timeout_for`) and
     ``inactivity_timeout`` the kernel's silence (default :func:`inactivity_timeout_for`); a run
     over either is recorded as failed with the reason ``timeout`` and the sweep goes on.
 
@@ -238,7 +238,7 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
 
     models, activations = grid.parse_names(models), grid.parse_names(activations)
     lrs, epochs, seeds = grid.parse_lrs(lrs), grid.parse_epochs(epochs), grid.parse_seeds(seeds)
-    grid.validate(models, activations, lrs, epochs, batch_size, split)
+    grid.validate(models, activations, lrs, epochs, batch_size, split, augment)
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"{notebook}: training notebook not found; run from a complete checkout")
@@ -252,7 +252,7 @@ def run_sweep(data: str | Path | None = None, out: str | Path = config.OUTPUTS_D
         k, n = grid.parse_shard(shard_spec) if isinstance(shard_spec, str) else shard_spec
         configs = grid.shard(configs, k, n)
     common = {"batch_size": int(batch_size), "split": split, "split_seed": int(split_seed), "device": device,
-              "precision": precision,
+              "precision": precision, "augment": augment,
               "data_dir": str(data_dir), "runs_dir": str(runs_dir), "features_dir": str(features_dir)}
     fingerprint = functools.cache(lambda: dataset.corpus_fingerprint(dataset.scan(data_dir)[0]["path"]))
     planned = plan(configs, runs_dir, common, epochs, dataset.corpus_label(location.root), force, fingerprint)

@@ -9,6 +9,7 @@ module              what it holds
                     their row labels, ``stats_1d`` and ``extract`` (a whole manifest, cached)
 ``cache``           the worker pool that fills memory-mapped arrays, the on-disk cache keyed by every
                     parameter and each file's identity, ``FeatureSet``, ``prune``
+``wave_cache``      K augmented copies of the training clips (``--augment wave``), cached like the features
 =================== ==================================================================================
 
 Imports go one way: ``dsp`` <- ``cache`` <- ``definitions``. Everything public is re-exported

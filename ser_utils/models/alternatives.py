@@ -380,13 +380,15 @@ class CombinedMean1D(nn.Module):
 
 
 @torch.no_grad()
-def padding_invariance(model: CombinedVarLen, frames: Sequence[Any], mels: Sequence[Any],
+def padding_invariance(model: nn.Module, frames: Sequence[Any] | None, mels: Sequence[Any] | None,
                        extra: int = 50) -> dict[str, float]:
     """How much a variable-length model's logits move with padding (0 up to float rounding).
 
-    ``frames``: per-clip ``[27, T']`` arrays, ``mels``: per-clip ``[64, T]`` arrays. Compares the
-    clips batched together (padded to the longest), the same batch with ``extra`` more padded
-    frames, and each clip alone without padding; returns the largest absolute logit differences.
+    ``frames``: per-clip ``[27, T']`` arrays (for a model reading ``x1d_var``), ``mels``: per-clip
+    ``[64, T]`` arrays (``x2d_var``; ``combined-varlen`` reads both, ``transformer`` only the
+    log-mel, so its ``frames`` may be None). Compares the clips batched together (padded to the
+    longest), the same batch with ``extra`` more padded frames, and each clip alone without
+    padding; returns the largest absolute logit differences.
     """
     def batch(items: Sequence[Any], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
         tensors = [torch.as_tensor(item, dtype=torch.float32) for item in items]
@@ -399,10 +401,16 @@ def padding_invariance(model: CombinedVarLen, frames: Sequence[Any], mels: Seque
     model = model.eval()
 
     def logits(pad: int, rows: Sequence[int]) -> torch.Tensor:
-        (x1, l1), (x2, l2) = batch([frames[i] for i in rows], pad), batch([mels[i] for i in rows], pad)
-        return model(x1, l1, x2[:, None], l2)
+        args = {}
+        if "x1d_var" in model.inputs:
+            args["x1d_var"], args["len1d"] = batch([frames[i] for i in rows], pad)
+        if "x2d_var" in model.inputs:
+            x2, args["len2d"] = batch([mels[i] for i in rows], pad)
+            args["x2d_var"] = x2[:, None]
+        return model(*(args[name] for name in model.inputs))
 
-    together = logits(0, range(len(frames)))
-    alone = torch.cat([logits(0, [i]) for i in range(len(frames))])
+    n = len(mels if mels is not None else frames)
+    together = logits(0, range(n))
+    alone = torch.cat([logits(0, [i]) for i in range(n)])
     return {"batched vs alone": float((together - alone).abs().max()),
-            f"+{extra} padded frames": float((together - logits(extra, range(len(frames)))).abs().max())}
+            f"+{extra} padded frames": float((together - logits(extra, range(n))).abs().max())}

@@ -27,6 +27,16 @@ matters for the small last batch and for the per-clip inference in the notebooks
 
 The masked blocks (:class:`MaskedConvBlock`, :class:`MaskedTrunk`) are the same blocks on a
 zero-padded batch of variable-length clips, with the same parameters.
+
+Learnable activations (the report's Future Work 5): ``prelu`` (He et al. 2015, one learned
+negative slope per activation layer, PyTorch's ``nn.PReLU()``, starting at 0.25) and
+``swish-beta`` (Ramachandran et al. 2017, ``x * sigmoid(beta * x)`` with one learned ``beta``
+per activation layer, starting at 1, where it equals SiLU). Their parameters live in the
+model's ``state_dict``, so a checkpoint restores them with the weights.
+
+Attentive statistics pooling (:class:`AttentiveStatsPool`, Okabe et al. 2018) replaces global
+average pooling where a model should learn which frames matter (``1d-attn``, ``2d-attn``, the
+transformer): learned weights over time, then the weighted mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -64,12 +74,33 @@ def needs_lengths(model: nn.Module | type) -> bool:
 #: Groups in every GroupNorm (see the module docstring for why 8).
 GROUP_NORM_GROUPS = 8
 
-#: Activation name -> nn.Module factory. Names match ``config.ACTIVATIONS``.
+class SwishBeta(nn.Module):
+    """Swish with a learnable beta: ``x * sigmoid(beta * x)`` (Ramachandran et al. 2017).
+
+    ``beta`` starts at ``beta_init`` (1: SiLU); as beta grows the unit tends to ReLU, at 0 it is
+    the linear ``x / 2``. One beta per activation layer, trained with the weights.
+    """
+
+    def __init__(self, beta_init: float = 1.0) -> None:
+        super().__init__()
+        self.beta = nn.Parameter(torch.tensor(float(beta_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.beta.to(x.dtype) * x)
+
+
+#: Activation name -> nn.Module factory. The report's grid (``config.ACTIVATIONS``: relu, silu,
+#: elu), then the learnable ones, which the sweep accepts with ``--activations prelu,swish-beta``.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "silu": nn.SiLU,
     "elu": nn.ELU,
+    "prelu": nn.PReLU,
+    "swish-beta": SwishBeta,
 }
+
+#: The activations with parameters of their own.
+LEARNABLE_ACTIVATIONS: tuple[str, ...] = ("prelu", "swish-beta")
 
 
 def get_activation(name: str) -> nn.Module:
@@ -202,3 +233,64 @@ class MaskedTrunk(nn.Module):
         total = x.flatten(2).sum(-1)  # padded frames are zero
         per_frame = x[0, 0].numel() // x.shape[-1]  # frequency rows per frame (1 in 1D)
         return total / (lengths * per_frame).to(x.dtype)[:, None]
+
+
+# ------------------------------------------------------------------ attentive statistics pooling
+class AttentiveStatsPool(nn.Module):
+    """Attentive statistics pooling (Okabe et al. 2018): ``[B, C, T]`` -> ``[B, 2C]``.
+
+    A score per frame, ``v . tanh(W h_t + b)`` (``W``: ``C -> hidden``), softmax over the valid
+    frames gives the weights ``alpha_t``; the output is the weighted mean ``sum alpha_t h_t``
+    and standard deviation ``sqrt(sum alpha_t h_t^2 - mean^2)``, concatenated. With ``lengths``
+    the frames beyond each clip's length get no weight (their score is -inf before the softmax)
+    and their values never reach the sums, so the output does not depend on the padding.
+    The weights of the last forward pass stay in ``last_weights`` (``[B, T]``, detached) for
+    plotting what the pooling attends to.
+    """
+
+    def __init__(self, channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Conv1d(channels, hidden, kernel_size=1), nn.Tanh(),
+                                   nn.Conv1d(hidden, 1, kernel_size=1))
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        scores = self.score(h).squeeze(1).float()  # [B, T], softmax in float32 also under autocast
+        valid = None
+        if lengths is not None:
+            valid = torch.arange(h.shape[-1], device=h.device)[None, :] < lengths.to(h.device)[:, None]
+            scores = scores.masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        x = h.float() if valid is None else h.float().masked_fill(~valid[:, None, :], 0.0)
+        mean = (x * weights[:, None, :]).sum(-1)
+        var = (x.pow(2) * weights[:, None, :]).sum(-1) - mean.pow(2)
+        std = torch.sqrt(var.clamp_min(1e-6))
+        self.last_weights = weights.detach()
+        return torch.cat([mean, std], dim=1).to(h.dtype)
+
+
+@torch.no_grad()
+def attention_weights(model: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """The weights over time of a model's attentive pooling for a batch, ``[B, T']`` (rows sum to 1).
+
+    Runs ``model(*inputs)`` once in eval mode and returns what its :class:`AttentiveStatsPool`
+    recorded; padded frames of a variable-length batch have weight 0. ValueError for a model
+    without one.
+    """
+    pool = attentive_pool(model)
+    was_training = model.training
+    try:
+        model.eval()
+        model(*inputs)
+    finally:
+        model.train(was_training)
+    return pool.last_weights.cpu()
+
+
+def attentive_pool(model: nn.Module) -> AttentiveStatsPool:
+    """The model's (last) attentive pooling; ValueError for a model without one."""
+    pools = [m for m in model.modules() if isinstance(m, AttentiveStatsPool)]
+    if not pools:
+        raise ValueError(f"{type(model).__name__} has no attentive pooling (models with one: 1d-attn, 2d-attn, "
+                         f"transformer)")
+    return pools[-1]

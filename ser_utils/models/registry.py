@@ -13,9 +13,12 @@ from typing import Any
 from torch import nn
 
 from ser_utils.models.alternatives import CombinedMean1D, CombinedVarLen, ResNet38, ResNet101
+from ser_utils.models.attention import CNN1DAttn, CNN2DAttn
 from ser_utils.models.cnn import CNN1D, CNN2D, Combined
+from ser_utils.models.transformer import AudioTransformer
 
-#: Model name -> class: the report's three CNNs (``config.MODELS``), then notebook 09's alternatives.
+#: Model name -> class: the report's three CNNs (``config.MODELS``), notebook 09's alternatives, then
+#: notebook 12's attention-pooled CNNs and transformer.
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "1d": CNN1D,
     "2d": CNN2D,
@@ -24,10 +27,16 @@ MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "resnet101": ResNet101,
     "combined-varlen": CombinedVarLen,
     "combined-mean1d": CombinedMean1D,
+    "1d-attn": CNN1DAttn,
+    "2d-attn": CNN2DAttn,
+    "transformer": AudioTransformer,
 }
 
 #: The alternatives' names (notebook 09), in registry order.
 ALTERNATIVES: tuple[str, ...] = ("resnet38", "resnet101", "combined-varlen", "combined-mean1d")
+
+#: Attention pooling and the transformer (notebook 12), in registry order.
+ATTENTION_MODELS: tuple[str, ...] = ("1d-attn", "2d-attn", "transformer")
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

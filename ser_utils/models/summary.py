@@ -26,6 +26,9 @@ INPUT_DESCRIPTIONS: dict[str, str] = {
     "resnet101": "log-mel image [1, 64, 64]",
     "combined-varlen": "frames [27, T'] + log-mel [1, 64, T], un-cropped, un-resized (masked)",
     "combined-mean1d": "27 time-averaged features + log-mel image [1, 64, 64]",
+    "1d-attn": "frames [27, 301] (attentive pooling)",
+    "2d-attn": "log-mel image [1, 64, 64] (attentive pooling)",
+    "transformer": "log-mel [1, 64, T], un-resized (masked)",
 }
 
 

@@ -173,3 +173,37 @@ def vad_slider(signal: np.ndarray, cfg: config.PreprocessConfig = config.Preproc
     slider.observe(redraw, names="value")
     draw(slider.value)
     return widgets.VBox([slider, out])
+
+
+def augmented_versions(feature_set, row: int, seed: int = config.SEED, snr_db: float = 10.0) -> dict[str, np.ndarray]:
+    """Clip ``row`` of a FeatureSet as loaded, and one version per waveform augmentation (notebook 11):
+    each speed, a gain, white and brown noise and another clip's non-speech part at ``snr_db``, and
+    one random copy as ``--augment wave`` caches it."""
+    from ser_utils.data import audio, augment
+    from ser_utils.features import wave_cache
+
+    rng = np.random.default_rng(seed)
+    signal = audio.load(feature_set.manifest["path"].iloc[row])
+    others = np.delete(np.arange(len(feature_set)), row)
+    bank = wave_cache.noise_bank(feature_set, others, config.WaveAugmentConfig(bank_clips=16), seed)
+    versions = {"original": signal, "speed 0.9": augment.speed(signal, 0.9), "speed 1.1": augment.speed(signal, 1.1),
+                "gain -6 dB": augment.gain(signal, -6.0)}
+    for name, exponent in (("white", 0.0), ("brown", 2.0)):
+        versions[f"{name} noise, {snr_db:g} dB SNR"] = augment.add_at_snr(
+            signal, augment.coloured_noise(len(signal), exponent, rng), snr_db)
+    other = bank.draw(len(signal), rng)
+    if other is not None:
+        versions[f"another clip's non-speech, {snr_db:g} dB SNR"] = augment.add_at_snr(signal, other, snr_db)
+    name = Path(feature_set.manifest["path"].iloc[row]).name
+    versions["a cached copy (random draw)"], _ = augment.augment_wave(signal, augment.clip_rng(seed, 0, name), bank=bank,
+                                                                      source=name)
+    return versions
+
+
+def logmel_images(versions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The 64 x 64 log-mel image each version gives after the usual preprocessing (VAD trim, z-score)."""
+    from ser_utils import features
+    from ser_utils.data import audio
+
+    return {name: features.features_2d(audio.preprocess(signal, sr=config.SAMPLE_RATE).signal)[0]
+            for name, signal in versions.items()}

@@ -119,7 +119,7 @@ def run_predict(paths: Sequence[str], run: str | os.PathLike | None = None, runs
         emit(f"using {predictor.run_dir} (lowest validation loss under {runs_dir or config.RUNS_DIR})")
     if predictor.warning:
         emit(f"warning: {predictor.warning}")
-    sources = find_audio(paths)
+    sources = find_audio(paths, emit=emit)
     with predictor:  # its scoring workers stop with the command
         predictions = predictor.score(sources, on_error=lambda message: emit(f"error: {message}"))
     text = render(predictions, predictor, fmt)

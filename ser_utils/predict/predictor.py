@@ -23,7 +23,9 @@ process scores the windows prepared so far, ``batch_size`` at a time. Fewer than
 :data:`MIN_FILES_FOR_POOL` recordings, or signals in memory, are scored here without a pool.
 ``benchmarks/bench_predict.py`` measures it against one recording at a time.
 
-A recording that cannot be scored (unreadable, silent, under 0.5 s of speech) gets a one-line
+Recordings come in any format :mod:`ser_utils.data.decoders` reads (libsndfile, else FFmpeg: a
+phone's M4A, a browser's WebM/Opus, the sound of a video; docs/formats.md). A recording that cannot
+be scored (unreadable, no audio stream, truncated, silent, under 0.5 s of speech) gets a one-line
 error naming the file and a row with an ``error``; the others are scored regardless.
 """
 
@@ -45,14 +47,13 @@ import numpy as np
 import pandas as pd
 
 from ser_utils import config, runs, workers
-from ser_utils.data import audio
+from ser_utils.data import audio, decoders
 from ser_utils.predict import windowing
 from ser_utils.training import checkpoint as checkpoints
 from ser_utils.errors import UserError
 
-#: File name endings searched for in a folder: the containers libsndfile decodes.
-AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-                  ".snd", ".caf", ".w64", ".rf64")
+#: File name endings searched for in a folder: what libsndfile or FFmpeg decodes (:mod:`ser_utils.data.decoders`).
+AUDIO_SUFFIXES = decoders.AUDIO_SUFFIXES
 #: Recordings handed to the preparing pool at a time (bounds memory when the model is slower than the workers).
 CHUNK_FILES = 512
 #: At most this many recordings per task of the scoring workers (fewer when there are few recordings,
@@ -118,22 +119,32 @@ def prob_columns(classes: Sequence[str]) -> list[str]:
     return [f"p_{c}" for c in classes]
 
 
-def find_audio(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+def find_audio(paths: str | os.PathLike | Iterable[str | os.PathLike],
+               emit: Callable[[str], None] | None = None) -> list[str]:
     """Files as given (whatever their name: the decoder decides) and, for each folder, the audio files
-    under it (by :data:`AUDIO_SUFFIXES`, hidden files skipped), sorted. A folder with none is a UserError."""
+    under it (by :data:`AUDIO_SUFFIXES`, hidden files skipped), sorted. A folder with none is a UserError.
+
+    The files left out for their ending are listed once, in one line to ``emit`` (default: stderr),
+    ``"skipped 3 files that are not audio: notes.txt, ..."``: never silently.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found: list[str] = []
+    skipped: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files, others = decoders.audio_files(path)
             if not files:
-                raise UserError(f"{path}: no audio files in this folder ({', '.join(AUDIO_SUFFIXES[:7])}, ...); "
-                                "pass recordings or a folder holding them")
+                note = f" ({decoders.skipped_message(others)})" if others else ""
+                raise UserError(f"{path}: no audio files in this folder{note}; pass recordings or a folder "
+                                f"holding them ({', '.join(AUDIO_SUFFIXES[:7])}, ... docs/formats.md)")
             found += [str(p) for p in files]
+            skipped += others
         else:
             found.append(str(path))  # a missing file becomes that file's error, not the whole command's
+    message = decoders.skipped_message(skipped)
+    if message:
+        (emit or (lambda line: print(line, file=sys.stderr)))(message)
     return found
 
 

@@ -198,6 +198,110 @@ def show_recording(predictor: Predictor, name: str, content: bytes, synthetic: b
     return result.recordings
 
 
+# ------------------------------------------------------------------------- calibration
+def ece_of(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10, weights: np.ndarray | None = None):
+    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width
+    bins of the top probability. ``weights`` (clip counts, one row per bootstrap resample) give one ECE
+    per row."""
+    bins = np.minimum((np.asarray(confidence) * n_bins).astype(int), n_bins - 1)
+    onehot = np.eye(n_bins)[bins]  # clips x bins
+    w = np.ones((1, len(bins))) if weights is None else np.atleast_2d(weights)
+    gap = np.abs((w * correct) @ onehot - (w * confidence) @ onehot)  # per bin: n_b |acc_b - conf_b|
+    ece = gap.sum(axis=1) / w.sum(axis=1)
+    return float(ece[0]) if weights is None else ece
+
+
+def run_test_predictions(predictor: Predictor) -> pd.DataFrame | None:
+    """The run's own test predictions (``predictions.csv`` beside its checkpoint), or None without one."""
+    from ser_utils import runs
+
+    path = predictor.run_dir / runs.PREDICTIONS_FILE if predictor.run_dir else None
+    return pd.read_csv(path) if path is not None and path.is_file() else None
+
+
+def reliability(predictions: pd.DataFrame, n_bins: int = 10) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A run's test predictions (``predictions.csv``: ``true`` and the ``p_`` columns) binned by the
+    top probability: per bin the clips, mean confidence, accuracy and its Wilson 95 % interval; and the
+    ECE with a 95 % bootstrap interval over clips (``stats``, seed 42)."""
+    from ser_utils import stats
+
+    columns = [c for c in predictions.columns if c.startswith("p_")]
+    probs = predictions[columns].to_numpy(dtype=float)
+    confidence = probs.max(axis=1)
+    correct = (np.array([c[2:] for c in columns])[probs.argmax(axis=1)] == predictions["true"].to_numpy()).astype(float)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    table = (pd.DataFrame({"bin": bins, "confidence": confidence, "correct": correct}).groupby("bin")
+             .agg(clips=("correct", "size"), confidence=("confidence", "mean"), accuracy=("correct", "mean"))
+             .reset_index())
+    table.insert(1, "from", table["bin"] / n_bins)
+    table.insert(2, "to", (table["bin"] + 1) / n_bins)
+    table["acc_low"], table["acc_high"] = stats.wilson_interval(np.round(table["accuracy"] * table["clips"]),
+                                                                table["clips"])
+    replicates = ece_of(confidence, correct, n_bins, stats.resample_counts(len(correct)))
+    low, high = stats.percentile_interval(replicates)
+    summary = {"ece": ece_of(confidence, correct, n_bins), "ece_low": float(low), "ece_high": float(high),
+               "clips": int(len(correct)), "accuracy": float(correct.mean()), "confidence": float(confidence.mean())}
+    return table.drop(columns="bin"), summary
+
+
+def reliability_diagram(table: pd.DataFrame, summary: dict[str, float], run: str = "", synthetic: bool = False):
+    """Accuracy against confidence per bin (bars: accuracy with its interval; the diagonal: perfect
+    calibration; the numbers: clips per bin), the ECE and its interval in the title."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.4), constrained_layout=True)
+    width = float((table["to"] - table["from"]).iloc[0]) if len(table) else 0.1
+    centres = (table["from"] + table["to"]) / 2
+    ax.bar(centres, table["accuracy"], width=width * 0.9, color="#4c72b0", alpha=0.8, label="accuracy")
+    ax.errorbar(centres, table["accuracy"], yerr=[table["accuracy"] - table["acc_low"],
+                                                  table["acc_high"] - table["accuracy"]], fmt="none", color="black")
+    ax.plot(table["confidence"], table["confidence"], "o", color="#dd8452", label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for x, n in zip(centres, table["clips"]):
+        ax.text(x, 0.02, str(int(n)), ha="center", fontsize=7, color="white")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy of the bin")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"reliability of {run or 'the run'} on its {summary['clips']} test clips\nECE "
+                 f"{summary['ece']:.3f} (95% CI {summary['ece_low']:.3f}-{summary['ece_high']:.3f})"
+                 + corpus_note(synthetic), fontsize=9)
+    return fig
+
+
+def calibration_note(summary: dict[str, float], synthetic: bool = False) -> str:
+    """One computed sentence on what the diagram says."""
+    gap = summary["confidence"] - summary["accuracy"]
+    side = "over-confident" if gap > 0 else "under-confident"
+    return (f"On its {summary['clips']} test clips{corpus_note(synthetic)} the run's mean confidence is {summary['confidence']:.1%} against an "
+            f"accuracy of {summary['accuracy']:.1%}: {side} by {abs(gap) * 100:.1f} points on average; ECE "
+            f"{summary['ece']:.3f} (95% bootstrap CI {summary['ece_low']:.3f}-{summary['ece_high']:.3f}; on few clips "
+            "the ECE reads high even for a calibrated model, as empty and thin bins are noisy). A bar's "
+            "probabilities are only as trustworthy as this.")
+
+
+def selection_note(predictor: Predictor, runs_dir: str | Path, synthetic: bool = False) -> str:
+    """Which run notebook 08 shows (highest test accuracy) beside the one ``predict`` uses (lowest
+    validation loss), computed from the runs folder, and why they are chosen differently."""
+    from ser_utils import analysis, runs
+
+    results = runs.finished(runs.collect_results(runs.resolve_runs_dir(runs_dir)))
+    by_test = analysis.best_run(results) if not results.empty else None
+    accuracy = results.set_index("run_id")["accuracy"].to_dict() if by_test else {}
+    ours = f"This notebook and `predict` use run {predictor.name}, the lowest validation loss"
+    why = ("the report's tables give each architecture's best test result, so notebook 08 picks runs by test "
+           "accuracy to set them beside the published numbers; a model meant for new recordings is chosen "
+           "on the validation set, because a pick by test accuracy lets the test clips choose the model and "
+           "its test score then flatters it")
+    if by_test is None:
+        return f"{ours}. Notebook 08 picks by test accuracy instead: {why}."
+    if by_test == predictor.name:
+        here = f"here both rules pick the same run (test accuracy {accuracy[by_test]:.1%}{corpus_note(synthetic)})"
+    else:
+        ours_acc = pd.to_numeric(pd.Series([accuracy.get(predictor.name)]), errors="coerce").iloc[0]
+        here = (f"here they differ: {by_test} scores {accuracy[by_test]:.1%} on the test clips{corpus_note(synthetic)}"
+                + (f", {predictor.name} {ours_acc:.1%}" if pd.notna(ours_acc) else ""))
+    return f"{ours}; notebook 08 shows {by_test}, the highest test accuracy. Why two rules: {why}; {here}."
+
+
 # -------------------------------------------------------------------------- conclusions
 def conclusions(held_out: pd.DataFrame, sentence: pd.DataFrame, intended: str, predictor: Predictor,
                 synthetic: bool) -> list[str]:

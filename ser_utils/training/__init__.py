@@ -10,6 +10,8 @@ module              what it holds
                     evaluation
 ``metrics``         the test metrics (torchmetrics): accuracy, weighted F1, UAR, per-class F1, confusion
 ``checkpoint``      the self-contained checkpoint (schema 3), ``load_model``, ``predict``
+``augment``         ``--augment``: SpecAugment-style masks per training batch, the per-epoch draw of the
+                    cached augmented copies (``wave``)
 ``loop``            the warm-up + cosine schedule, the epoch loop, divergence handling, and ``run``
                     (writes the run folder; reuses a finished run with identical settings)
 =================== ==================================================================================

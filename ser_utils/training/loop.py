@@ -29,6 +29,7 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_utils import config, fileio, runs, stats
-from ser_utils.training import checkpoint
+from ser_utils.training import augment as augmentation, checkpoint
 from ser_utils.training.batching import batch_inputs, evaluate, to_device_tensors, train_batches
 from ser_utils.config import TrainConfig
 from ser_utils.training.metrics import classification_metrics
@@ -104,8 +105,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 # =================================================================== the hot loop
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, tensors: dict[str, torch.Tensor],
                 y: torch.Tensor, train_idx: torch.Tensor, batch_size: int,
-                generator: torch.Generator, precision: str | None = None) -> tuple[float, float]:
+                generator: torch.Generator, precision: str | None = None,
+                augment: Callable[[tuple, tuple], tuple] | None = None) -> tuple[float, float]:
     """One pass over the training clips in a fresh random order; returns (mean loss, accuracy).
+
+    ``augment(model.inputs, inputs)`` (``--augment spec``: :func:`ser_utils.training.augment.spec_augment`)
+    transforms each training batch's inputs; evaluation never sees it.
 
     ``train_idx`` lives on the CPU (the permutation is drawn there from ``generator`` for
     reproducibility) and is moved to the device once per epoch; batches are slices of it.
@@ -118,8 +123,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
     correct = torch.zeros((), device=device)
     for batch in train_batches(model, tensors, train_idx, batch_size, generator, device):
         target = y[batch]
+        inputs = batch_inputs(model, tensors, batch)
+        if augment is not None:
+            inputs = augment(model.inputs, inputs)
         with autocast(device, precision):
-            logits = model(*batch_inputs(model, tensors, batch))
+            logits = model(*inputs)
         loss = F.cross_entropy(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,6 +198,12 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
     if cfg.model not in MODEL_REGISTRY:
         raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(MODEL_REGISTRY)}")
     get_activation(cfg.activation)  # raises ValueError listing the valid names
+    augmentation.check_augment(cfg.augment)
+    readable = set(augmentation.WAVE_INPUTS)
+    inputs = tuple(getattr(MODEL_REGISTRY[cfg.model], "inputs", ()))
+    if augmentation.uses_wave(cfg.augment) and not set(inputs) <= readable:
+        raise ValueError(f"augment={cfg.augment!r} caches augmented x1d/x2d features, but model {cfg.model!r} reads "
+                         f"{', '.join(inputs)}; use augment='spec' for it")
     if data.split_method is not None and data.split_method != cfg.split:
         raise ValueError(f"the data were split with {data.split_method!r} but cfg.split is {cfg.split!r}")
     for name in SPLIT_NAMES:
@@ -200,20 +214,31 @@ def _validate(cfg: TrainConfig, data: TrainingData) -> None:
 
 
 def _fit(cfg: TrainConfig, model: nn.Module, tensors: dict[str, torch.Tensor], y: torch.Tensor,
-         idx: dict[str, torch.Tensor], n_classes: int, progress: bool, wandb_run: Any) -> FitResult:
-    """The epoch loop: train, validate, keep the best-validation-loss weights, stop on divergence."""
+         idx: dict[str, torch.Tensor], n_classes: int, progress: bool, wandb_run: Any,
+         wave: augmentation.WaveDraw | None = None) -> FitResult:
+    """The epoch loop: train, validate, keep the best-validation-loss weights, stop on divergence.
+
+    ``wave`` (``--augment wave``) writes one augmented copy per training clip before each epoch;
+    ``--augment spec`` masks each training batch from its own generator (seeded by ``cfg.seed``).
+    """
     from tqdm.auto import tqdm
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, len(idx["train"]))
     generator = torch.Generator().manual_seed(cfg.seed)
+    masks = None
+    if augmentation.uses_spec(cfg.augment):
+        mask_generator = torch.Generator(device=y.device).manual_seed(cfg.seed + 1)
+        masks = functools.partial(augmentation.spec_augment, generator=mask_generator)
     result = FitResult(history=[], best_state=None, best_epoch=0, best_val_loss=math.inf,
                        status=runs.STATUS_COMPLETE, epoch_times=[])
     bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.run_id, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
         start = time.perf_counter()
+        if wave is not None:
+            wave.apply(tensors)
         train_loss, train_acc = train_epoch(model, optimizer, scheduler, tensors, y, idx["train"],
-                                            cfg.batch_size, generator, cfg.numeric_precision)
+                                            cfg.batch_size, generator, cfg.numeric_precision, masks)
         lr = optimizer.param_groups[0]["lr"]
         val_loss, val_acc = math.nan, math.nan
         if not is_diverged(train_loss, n_classes):
@@ -302,7 +327,10 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
     y = torch.tensor(np.asarray(data.y), device=device)  # a copy: labels may come from a read-only memory map
     idx = {s: torch.as_tensor(data.indices(s)) for s in SPLIT_NAMES}
 
-    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run)
+    wave = None
+    if augmentation.uses_wave(cfg.augment):  # K augmented copies of the training clips, one per epoch
+        wave = augmentation.wave_draw(data, model.inputs, cfg.seed, device, progress)
+    fit = _fit(cfg, model, tensors, y, idx, len(data.classes), progress, wandb_run, wave)
     test_loss, probs = _test_predictions(model, fit, data, tensors, y, idx["test"], cfg.numeric_precision)
     scores = classification_metrics(torch.as_tensor(data.y[idx["test"].numpy()]), probs, data.classes)
     scores.update(test_intervals(data.y[idx["test"].numpy()], probs.argmax(1).numpy(), len(data.classes)))
@@ -328,6 +356,8 @@ def _train_and_write(cfg: TrainConfig, data: TrainingData, run_dir: Path, device
         "corpus": info["corpus"], "n_train": info["n_train"], "n_val": info["n_val"], "n_test": info["n_test"],
         "note": fit.note or None,
     }
+    if wave is not None:
+        metrics["wave_cache"] = wave.key
     return metrics
 
 
