@@ -38,12 +38,14 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
 from ser_utils import config
 from ser_utils.data import discovery as corpus_discovery, demo_corpus
 from tests import jupyterlab_driver as driver
+from tests.test_teaching import assert_taught
 
 pytestmark = [pytest.mark.slow]
 browser = pytest.mark.browser
@@ -234,6 +236,10 @@ def test_main_job_end_to_end(main_job, clone, tiny_corpus):
     assert len(manifest) == 246 and set(manifest["split"]) == {"train", "val", "test"}
     assert len(list((out / "report" / "runs").glob("*.html"))) == 3
     assert list((out / "figures" / "07_train").glob("*.png"))  # the kernels wrote under --out
+    trained = sorted((out / "runs").glob("*/07_train.ipynb"))
+    assert len(trained) == 3
+    for path in trained:  # notebook 07's derivations and exercises ran in every run
+        assert_taught("07_train", nbformat.read(path, as_version=4))
     # notebooks opened later in JupyterLab find the corpus the job used
     assert corpus_discovery.recorded_corpus(out) == Path(tiny_corpus).resolve()
 

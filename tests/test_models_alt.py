@@ -50,7 +50,7 @@ def test_resnet101_is_torchvision_resnet101_with_one_channel(built):
 
 
 def test_combined_varlen_has_the_combined_models_parameters():
-    assert PARAMETERS["combined-varlen"] == config.REPORT_PARAMETERS["combined"]
+    assert PARAMETERS["combined-varlen"] == config.PSEUDOCODE_PARAMETERS["combined"]
 
 
 @pytest.mark.parametrize("name", ["resnet38", "resnet101"])

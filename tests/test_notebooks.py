@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from ser_utils import config
+from tests.test_teaching import assert_taught
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
@@ -74,6 +75,7 @@ def test_notebook_runs_on_the_tiny_corpus(name, tiny_corpus, notebook_outputs, t
     assert figures, f"{name} saved no figure under outputs/figures/{name}/"
     html = json.dumps(executed.cells[:6])
     assert "synthetic" in html.lower()  # the banner says the corpus is not CREMA-D
+    assert_taught(name, executed)  # derive-then-assert lines printed, every solution proved right
 
 
 @pytest.mark.slow

@@ -12,7 +12,10 @@ module              what it holds
 ``breakdown``       where a model fails (intensity, sex, actor, split), seeds, ties, the listeners
 ``augmentation``    a run with ``--augment`` against its twin without: the paired test, the verdict
 ``tables``          the report's tables beside the published numbers, confusions, the human baseline
-``plots``           every figure of the suite
+``plots``           every figure of the report
+``teaching``        the figures of the notebooks' derivations (VAD decisions, mel filterbank, the resize,
+                    activations and their derivatives, the learning-rate schedule)
+``ablation``        a trained two-trunk model scored with each trunk alone (notebook 06)
 ``error_analysis``  a run's mistakes from its files: confusion read by code, clips, calibration (ECE)
 ``attribution``     inside a log-mel model: occlusion, saliency (captum), penultimate-layer embeddings
 ``error_plots``     the error analysis's figures: reliability diagram, occlusion maps, embedding map
@@ -31,12 +34,13 @@ from ser_utils.analysis.tables import (PERCENT_COLUMNS, TABLE_COLUMNS, TIE_RULE,
                                        comparison_findings, configuration_table, confused_pairs, f1_from_confusion,
                                        histories, human_accuracy, human_baseline, human_confusion, human_summary,
                                        human_vs_model, is_synthetic, model_confusion, over_seeds, per_class_f1,
-                                       style_table, sweep_status, top_runs, vote_score, with_intervals)
+                                       style_table, sweep_status, top_runs, training_setup, vote_score,
+                                       with_intervals)
 
 __all__ = [
     "PERCENT_COLUMNS", "TABLE_COLUMNS", "TIE_RULE", "TIE_RULES", "banner_html", "baseline_table", "best_per_model",
     "best_run", "caption", "clip_file", "comparison_findings", "configuration_table", "confused_pairs",
     "f1_from_confusion", "histories", "human_accuracy", "human_baseline", "human_confusion", "human_summary",
     "human_vs_model", "is_synthetic", "model_confusion", "over_seeds", "per_class_f1", "style_table", "sweep_status",
-    "top_runs", "vote_score", "with_intervals",
+    "top_runs", "training_setup", "vote_score", "with_intervals",
 ]

@@ -64,17 +64,19 @@ def corpus_overview(clips, durations=None):
 
 
 def waveforms_per_emotion(signals: dict, sample_rate: int = config.SAMPLE_RATE, title: str = ""):
-    """Figure 1: one waveform per emotion (``signals`` maps emotion code -> 1-D array)."""
+    """Figure 1: one waveform per emotion (``signals`` maps emotion code -> 1-D array), on one shared
+    amplitude axis so that loudness can be compared across rows."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     palette = _emotion_palette()
-    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 1.5 * len(signals)), sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 1.5 * len(signals)), sharex=True, sharey=True,
+                             constrained_layout=True)
     for ax, (emotion, signal) in zip(np.atleast_1d(axes), signals.items()):
         t = np.arange(len(signal)) / sample_rate
         ax.plot(t, signal, lw=0.6, color=palette.get(emotion, "k"))
         ax.set_ylabel(config.EMOTION_NAMES.get(emotion, emotion), rotation=0, ha="right", va="center")
-        ax.set_yticks([])
+    fig.supylabel("amplitude (one scale for all rows)")
     np.atleast_1d(axes)[-1].set_xlabel("time (s)")
     fig.suptitle(title or "Figure 1: one waveform per emotion")
     return fig
@@ -149,29 +151,31 @@ def vad_removed(before_s, after_s):
 
 
 # ---------------------------------------------------------- 03 feature extraction
-FEATURE_1D_ROWS = (["ZCR"] + [f"chroma {n}" for n in ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")]
-                   + [f"MFCC {i}" for i in range(1, 14)] + ["RMS"])
-
-
 def features_1d_per_emotion(examples: dict, title: str = ""):
-    """Figure 2: the 27 x 301 1D features of one clip per emotion, rows labelled.
+    """Figure 2: the 27 x 301 1D features of one clip per emotion, rows labelled as ``features.row_labels``.
 
-    Each row is scaled to [0, 1] within the clip for display (the rows have different units).
+    The rows have different units, so each row is scaled to [0, 1] with that row's minimum and
+    maximum over *all* the clips shown: one scale per feature shared by the emotions, so a row
+    that is brighter for anger than for sadness really is larger (scaling within each clip
+    would erase exactly that difference).
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from ser_utils import features
+
+    stacked = np.stack([np.asarray(f, float) for f in examples.values()])
+    lo, hi = stacked.min(axis=(0, 2))[:, None], stacked.max(axis=(0, 2))[:, None]
+    labels = features.row_labels()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
     for ax, (emotion, feats) in zip(axes.flat, examples.items()):
-        feats = np.asarray(feats, float)
-        lo, hi = feats.min(axis=1, keepdims=True), feats.max(axis=1, keepdims=True)
-        im = ax.imshow((feats - lo) / np.maximum(hi - lo, 1e-12), aspect="auto", origin="upper",
-                       interpolation="nearest", cmap="magma")
-        ax.set_yticks(range(len(FEATURE_1D_ROWS)), FEATURE_1D_ROWS, fontsize=6)
+        scaled = (np.asarray(feats, float) - lo) / np.maximum(hi - lo, 1e-12)
+        im = ax.imshow(scaled, aspect="auto", origin="upper", interpolation="nearest", cmap="magma", vmin=0, vmax=1)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
         ax.grid(False)
         ax.set_title(config.EMOTION_NAMES.get(emotion, emotion))
         ax.set_xlabel("frame (10 ms hop)")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="row-scaled value")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="row value scaled over all six clips")
     fig.suptitle(title or "Figure 2: 1D features [27 x 301] per emotion")
     return fig
 
@@ -200,12 +204,16 @@ def architecture(layers, title: str = ""):
     ``layers`` is the DataFrame of :func:`ser_utils.models.layer_table` (layer, type,
     output_shape, parameters). Leaves of the same parent module (one conv block: Conv ->
     GroupNorm -> activation -> MaxPool -> Dropout) become one box labelled with their types,
-    the block's output shape and its parameters.
+    the block's output shape and its parameters. A model with two trunks (``trunk1d``, ``trunk2d``)
+    is drawn as two branches side by side joined by a concatenation box above the head.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
     blocks = _group_layers(layers)
+    trunks = list(dict.fromkeys(b[0].split(".")[0] for b in blocks if b[0].startswith("trunk")))
+    if len(trunks) > 1:
+        return _architecture_branches(blocks, trunks, title)
     fig, ax = plt.subplots(figsize=(10, 0.62 * len(blocks) + 1.2))
     ax.set_xlim(0, 12)
     ax.set_ylim(-len(blocks) + 0.3, 1.2)
@@ -220,6 +228,43 @@ def architecture(layers, title: str = ""):
         ax.text(11.9, y, f"{int(params):,}" if params else "-", ha="right", va="center", fontsize=8)
     ax.text(7.1, 0.75, "output shape", fontsize=8, weight="bold")
     ax.text(11.9, 0.75, "parameters", fontsize=8, weight="bold", ha="right")
+    ax.set_title(title)
+    return fig
+
+
+def _architecture_branches(blocks, trunks: list[str], title: str):
+    """Figure 6: one column per trunk, a concatenation box joining them, the head below it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    columns = {t: [b for b in blocks if b[0].split(".")[0] == t] for t in trunks}
+    head = [b for b in blocks if b[0].split(".")[0] not in columns]
+    depth = max(len(c) for c in columns.values())
+    width = 12.0 / len(trunks)
+    fig, ax = plt.subplots(figsize=(12, 0.8 * (depth + len(head) + 1) + 1.2))
+    ax.set_xlim(0, 12)
+    ax.set_ylim(-(depth + len(head) + 1) + 0.2, 1.0)
+    ax.axis("off")
+
+    def box(x0, w, y, name, types, shape, params):
+        ax.add_patch(FancyBboxPatch((x0 + 0.1, y - 0.36), w - 0.2, 0.7, boxstyle="round,pad=0.03",
+                                    fc=_block_colour(types), ec="0.3"))
+        ax.text(x0 + w / 2, y + 0.15, types, ha="center", va="center", fontsize=6.5)
+        ax.text(x0 + w / 2, y - 0.17, f"{name}  {shape}  {int(params):,} params" if params else f"{name}  {shape}",
+                ha="center", va="center", fontsize=6.5, color="0.25", family="monospace")
+
+    fused = 0
+    for k, (trunk, column) in enumerate(columns.items()):
+        ax.text(k * width + width / 2, 0.65, trunk, ha="center", fontsize=9, weight="bold")
+        for i, block in enumerate(column):
+            box(k * width, width, -i, *block)
+        fused += int(column[-1][2][-1])
+        ax.annotate("", xy=(6.0, -depth + 0.4), xytext=(k * width + width / 2, -len(column) + 0.62),
+                    arrowprops={"arrowstyle": "->", "color": "0.4"})
+    widths = " + ".join(str(c[-1][2][-1]) for c in columns.values())
+    box(3.0, 6.0, -depth, "concatenate", "Concatenate", f"[{widths} = {fused}]", 0)
+    for i, block in enumerate(head):
+        box(3.0, 6.0, -depth - 1 - i, *block)
     ax.set_title(title)
     return fig
 

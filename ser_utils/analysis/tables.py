@@ -164,6 +164,24 @@ def configuration_table(results: pd.DataFrame, model: str) -> pd.DataFrame:
     return rows.reindex(columns=TABLE_COLUMNS).reset_index(drop=True)
 
 
+def training_setup(cfg: config.TrainConfig, warmup_steps: int, steps_per_epoch: int) -> pd.DataFrame:
+    """The report's Table 1 (training setup) beside the values ``cfg`` trains with (notebook 07).
+
+    ``warmup_steps`` and ``steps_per_epoch`` are the run's (``training.schedule_steps``): the
+    warm-up row shows the cap at half the run and the first step's factor, 1/(w+1).
+    """
+    ours = {"optimiser": "Adam", "learning rate": f"{cfg.lr:g}", "epochs": str(cfg.epochs),
+            "batch size": str(cfg.batch_size), "weight decay": f"{cfg.weight_decay:g}",
+            "warm-up": (f"{warmup_steps / steps_per_epoch:.2f} epochs = {warmup_steps} steps (asked "
+                        f"{cfg.warmup_epochs}, capped at half the run), linear from (step + 1) / (w + 1)"),
+            "schedule after warm-up": f"cosine to {cfg.final_lr_fraction:.1%} of the rate",
+            "dropout (conv blocks / head)": f"{cfg.dropout_conv:g} / {cfg.dropout_head:g}",
+            "checkpoint tested": "lowest validation loss"}
+    rows = [{"setting": name, "report (Table 1)": report, "this run": ours[name]}
+            for name, report in published.TRAINING_SETUP.items()]
+    return pd.DataFrame(rows)
+
+
 def style_table(frame: pd.DataFrame, title: str, synthetic: bool, formats: Mapping[str, Any] | None = None) -> Any:
     """A Styler for reading: percentages, a green gradient on accuracy, the corpus in the caption.
 

@@ -10,16 +10,17 @@ such name is declared once, here, in :data:`INPUT_SHAPES`; the padded variable-l
 name their length tensor in :data:`LENGTH_OF`. ``training.TrainingData`` provides the tensors.
 
 Block layout (report, pseudocode): ``Conv(k=3, p=1) -> GroupNorm -> activation -> MaxPool(2)
--> Dropout(0.3)``, then global average pooling. The report's parameter counts (507,654 /
-5,043,270 / 5,739,462 with 6 classes) pin two choices the pseudocode leaves open:
+-> Dropout(0.3)``, then global average pooling. The report gives no parameter counts; the
+pseudocode leaves two choices open that change them, and we made both:
 
-* the convolutions keep their bias (``bias=True``), although a bias right before a
-  normalisation is redundant; without it every count would be lower by the sum of the
+* the convolutions keep their bias (``bias=True``, PyTorch's default), although a bias right
+  before a normalisation is redundant; without it every count would be lower by the sum of the
   channel widths;
-* GroupNorm is affine (a scale and a shift per channel, ``2 * C`` parameters).
+* GroupNorm is affine (a scale and a shift per channel, ``2 * C`` parameters, PyTorch's default).
 
-GroupNorm's parameter count does not depend on the number of groups, so the count cannot pin
-it. We use :data:`GROUP_NORM_GROUPS` = 8 for every block: it divides every width (32 ... 1024),
+Under these choices our counts of the pseudocode are 507,654 / 5,043,270 / 5,739,462 with 6
+classes (:data:`ser_utils.config.PSEUDOCODE_PARAMETERS`, derived by hand in notebooks 04-06).
+GroupNorm's parameter count does not depend on the number of groups. We use :data:`GROUP_NORM_GROUPS` = 8 for every block: it divides every width (32 ... 1024),
 keeps at least 4 channels per group in the narrowest block (32 channels), where 32 groups would
 degenerate into InstanceNorm, and it is independent of the batch size, unlike BatchNorm, which
 matters for the small last batch and for the per-clip inference in the notebooks.

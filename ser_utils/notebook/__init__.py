@@ -7,6 +7,7 @@ module              what it holds
                     the synthetic banner, the figure folder, the cached features)
 ``explore``         notebook 01's data-tour helpers (tables, players, the explorer widget)
 ``source``          ``show_source``: a notebook displays the package's real code of an algorithm
+``exercises``       ``check`` (an exercise's verdict) and ``agree`` (a derive-then-assert line)
 =================== ==================================================================================
 
 ``setup`` and the context's names are re-exported, so a notebook opens with

@@ -112,6 +112,69 @@ def explorer(clips: pd.DataFrame):
     return widgets.VBox([widgets.HBox([emotion, actor, sentence]), out])
 
 
+def loudness_table(clips: pd.DataFrame, per_emotion: int = 20, seed: int = config.SEED) -> pd.DataFrame:
+    """Per emotion, over up to ``per_emotion`` clips drawn with ``seed``: the median RMS level
+    (dBFS, of the whole file before any normalisation), the median peak and the median duration.
+
+    Notebook 01 reads its loudness statement off this table instead of asserting it.
+    """
+    from ser_utils.data import audio
+
+    sample = pd.concat([g.sample(min(len(g), per_emotion), random_state=seed) for _, g in clips.groupby("emotion")])
+    rows = []
+    for row in sample.itertuples():
+        signal = audio.load(row.path).astype(np.float64)
+        rms = np.sqrt(np.mean(signal**2))
+        rows.append({"emotion": row.emotion, "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
+                     "peak": np.abs(signal).max(), "duration_s": len(signal) / config.SAMPLE_RATE})
+    table = pd.DataFrame(rows).groupby("emotion").agg(
+        clips=("rms_dbfs", "size"), median_rms_dbfs=("rms_dbfs", "median"), median_peak=("peak", "median"),
+        median_duration_s=("duration_s", "median"))
+    return table.sort_values("median_rms_dbfs", ascending=False)
+
+
+def vad_flags_by_level(signal: np.ndarray, levels=(0, 1, 2, 3),
+                       cfg: config.PreprocessConfig = config.PreprocessConfig()) -> dict[int, np.ndarray]:
+    """The WebRTC VAD's smoothed per-frame speech decisions at each aggressiveness level."""
+    from dataclasses import replace
+
+    from ser_utils.data import audio
+
+    return {level: audio.speech_frames(signal, config.SAMPLE_RATE, replace(cfg, vad_aggressiveness=level), "webrtc")
+            for level in levels}
+
+
+def vad_slider(signal: np.ndarray, cfg: config.PreprocessConfig = config.PreprocessConfig()):
+    """An aggressiveness slider (0-3) redrawing the VAD decisions of one clip.
+
+    The default level is drawn directly (not through the Output widget), so a headless run
+    (papermill, the HTML report) shows it without widget traffic; moving the slider redraws.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ser_utils.analysis import teaching
+
+    slider = widgets.IntSlider(value=cfg.vad_aggressiveness, min=0, max=3, description="aggressiveness")
+    out = widgets.Output()
+
+    def draw(level: int) -> None:
+        flags = vad_flags_by_level(signal, (level,), cfg)
+        fig = teaching.vad_decisions(signal, flags, cfg.vad_frame_ms, title=f"WebRTC VAD, aggressiveness {level}")
+        display(fig)
+        plt.close(fig)
+
+    def redraw(change) -> None:
+        with out:
+            out.clear_output(wait=True)
+            draw(change["new"])
+
+    slider.observe(redraw, names="value")
+    draw(slider.value)
+    return widgets.VBox([slider, out])
+
+
 def augmented_versions(feature_set, row: int, seed: int = config.SEED, snr_db: float = 10.0) -> dict[str, np.ndarray]:
     """Clip ``row`` of a FeatureSet as loaded, and one version per waveform augmentation (notebook 11):
     each speed, a gain, white and brown noise and another clip's non-speech part at ``snr_db``, and
