@@ -26,6 +26,7 @@ import torch
 
 from ser_utils import config, features, runs, training
 from ser_utils.data import audio, dataset, decoders
+from ser_utils.analysis import error_analysis
 from ser_utils.predict import view, windowing
 from ser_utils.training import checkpoint as inference, runtime
 from ser_utils.predict import predictor as predictor_module
@@ -451,11 +452,11 @@ def test_ece_of_a_calibrated_and_an_overconfident_model():
     rng = np.random.default_rng(42)
     confidence = rng.uniform(0.2, 1.0, 20_000)
     calibrated = (rng.uniform(size=confidence.size) < confidence).astype(float)  # right as often as it claims
-    assert view.ece_of(confidence, calibrated) < 0.02
+    assert error_analysis.ece_of(confidence, calibrated) < 0.02
     always_sure = np.full(1000, 0.95)
     half_right = np.arange(1000) % 2 == 0
-    assert view.ece_of(always_sure, half_right.astype(float)) == pytest.approx(0.45)
-    resampled = view.ece_of(always_sure, half_right.astype(float), weights=np.ones((3, 1000)))
+    assert error_analysis.ece_of(always_sure, half_right.astype(float)) == pytest.approx(0.45)
+    resampled = error_analysis.ece_of(always_sure, half_right.astype(float), weights=np.ones((3, 1000)))
     np.testing.assert_allclose(resampled, 0.45)
 
 

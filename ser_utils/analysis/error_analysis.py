@@ -164,11 +164,23 @@ def probs_from_confidence(confidence: Sequence[float], correct: Sequence[bool],
     return probs, np.where(np.asarray(correct, dtype=bool), 0, 1)
 
 
+def ece_of(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10, weights: np.ndarray | None = None):
+    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width
+    bins of the top probability. ``weights`` (clip counts, one row per bootstrap resample) give one ECE
+    per row (the bootstrap of notebook 10's reliability diagram)."""
+    bins = _bins(confidence, n_bins)
+    onehot = np.eye(n_bins)[bins]  # clips x bins
+    w = np.ones((1, len(bins))) if weights is None else np.atleast_2d(weights)
+    gap = np.abs((w * correct) @ onehot - (w * confidence) @ onehot)  # per bin: n_b |acc_b - conf_b|
+    ece = gap.sum(axis=1) / w.sum(axis=1)
+    return float(ece[0]) if weights is None else ece
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> float:
     """ECE: the clip-weighted mean of |accuracy - confidence| over the confidence bins (module docstring)."""
-    table = reliability_table(probs, labels, n_bins)
-    used = table[table["n"] > 0]
-    return float((used["weight"] * used["gap"].abs()).sum())
+    probs = np.asarray(probs, dtype=np.float64)
+    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(float)
+    return ece_of(probs.max(axis=1), correct, n_bins)
 
 
 def calibration_findings(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> str:

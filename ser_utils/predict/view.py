@@ -199,18 +199,6 @@ def show_recording(predictor: Predictor, name: str, content: bytes, synthetic: b
 
 
 # ------------------------------------------------------------------------- calibration
-def ece_of(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10, weights: np.ndarray | None = None):
-    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width
-    bins of the top probability. ``weights`` (clip counts, one row per bootstrap resample) give one ECE
-    per row."""
-    bins = np.minimum((np.asarray(confidence) * n_bins).astype(int), n_bins - 1)
-    onehot = np.eye(n_bins)[bins]  # clips x bins
-    w = np.ones((1, len(bins))) if weights is None else np.atleast_2d(weights)
-    gap = np.abs((w * correct) @ onehot - (w * confidence) @ onehot)  # per bin: n_b |acc_b - conf_b|
-    ece = gap.sum(axis=1) / w.sum(axis=1)
-    return float(ece[0]) if weights is None else ece
-
-
 def run_test_predictions(predictor: Predictor) -> pd.DataFrame | None:
     """The run's own test predictions (``predictions.csv`` beside its checkpoint), or None without one."""
     from ser_utils import runs
@@ -237,6 +225,8 @@ def reliability(predictions: pd.DataFrame, n_bins: int = 10) -> tuple[pd.DataFra
     table.insert(2, "to", (table["bin"] + 1) / n_bins)
     table["acc_low"], table["acc_high"] = stats.wilson_interval(np.round(table["accuracy"] * table["clips"]),
                                                                 table["clips"])
+    from ser_utils.analysis.error_analysis import ece_of
+
     replicates = ece_of(confidence, correct, n_bins, stats.resample_counts(len(correct)))
     low, high = stats.percentile_interval(replicates)
     summary = {"ece": ece_of(confidence, correct, n_bins), "ece_low": float(low), "ece_high": float(high),
