@@ -40,8 +40,9 @@ def test_space_from_flags_and_toml_overrides_the_defaults(tmp_path):
     assert space["batch_size"] == 32 and space["activation"] == {"choices": ["relu", "silu"]}
     drawn = search_space.suggest(optuna.trial.FixedTrial({"lr": 0.001, "activation": "silu", "dropout_head": 0.15,
                                                          "warmup_epochs": 2, "weight_decay": 1e-4,
-                                                         "dropout_conv": 0.3}), space)
+                                                         "dropout_conv": 0.3, "augment": "spec"}), space)
     assert drawn["batch_size"] == 32 and drawn["warmup_epochs"] == 2 and drawn["activation"] == "silu"
+    assert drawn["augment"] == "spec"
     config.TrainConfig(**drawn)  # every drawn field is a training setting
 
 
@@ -55,6 +56,7 @@ def test_space_lists_every_activation_of_the_models():
     (["momentum=0.9"], "unknown field(s) momentum"),
     (["lr=0:0.1:log"], "low must be > 0"),
     (["activation=relu,swish"], "activation ['swish'] unknown"),
+    (["augment=none,mixup"], "augment ['mixup'] unknown"),
     (["batch_size=0.5"], "whole numbers"),
     (["lr"], "write NAME=LOW:HIGH"),
 ])

@@ -10,7 +10,9 @@ entry is one :class:`~ser_utils.config.TrainConfig` field and one of three kinds
 * a fixed value (``batch_size = 32``): not searched, recorded with the trial.
 
 The activations are read from :data:`ser_utils.models.layers.ACTIVATIONS` when the space is built,
-so an activation added to the models is searched without touching this module.
+so an activation added to the models is searched without touching this module. Augmentation
+(``augment``) is searched between none and the per-batch masks by default; waveform copies
+(``wave``, ``both``) build a cache per trial and are opt-in.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ser_utils import config
 from ser_utils.errors import UserError
 
 #: TrainConfig fields a study may search.
-SEARCHABLE = ("lr", "weight_decay", "dropout_conv", "dropout_head", "batch_size", "activation", "warmup_epochs")
+SEARCHABLE = ("lr", "weight_decay", "dropout_conv", "dropout_head", "batch_size", "activation", "warmup_epochs",
+              "augment")
 
 
 def default_space() -> dict[str, Any]:
@@ -38,6 +42,8 @@ def default_space() -> dict[str, Any]:
         "batch_size": {"choices": [16, 32, 64, 128]},
         "activation": {"choices": list(ACTIVATIONS)},
         "warmup_epochs": {"low": 0, "high": 10},
+        # masks per batch cost nothing to build; "wave" (cached augmented copies) is opt-in: --param augment=none,spec,wave
+        "augment": {"choices": ["none", "spec"]},
     }
 
 
@@ -107,6 +113,9 @@ def validate(space: dict[str, Any]) -> dict[str, Any]:
         if name == "activation" and set(values) - set(ACTIVATIONS):
             raise UserError(f"search space: activation {sorted(set(values) - set(ACTIVATIONS))} unknown; "
                             f"choose from {', '.join(ACTIVATIONS)}")
+        if name == "augment" and set(values) - set(config.AUGMENTS):
+            raise UserError(f"search space: augment {sorted(set(values) - set(config.AUGMENTS))} unknown; "
+                            f"choose from {', '.join(config.AUGMENTS)}")
         if name in ("batch_size", "warmup_epochs") and not all(isinstance(v, int) and v >= (1 if name == "batch_size" else 0)
                                                               for v in values):
             raise UserError(f"search space: {name} takes whole numbers, got {values}")
