@@ -348,3 +348,15 @@ def test_tables_keep_splits_apart_and_show_seeds_as_mean_sd_and_interval():
     assert math.isnan(table2.loc["speaker", "report_accuracy"])  # the report published no speaker-split numbers
     table3 = analysis.configuration_table(results, "2d")
     assert len(table3) == 2 and sorted(table3["seeds"]) == [1, 3]
+
+
+def test_figure_7_colours_run_from_chance_to_the_best_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    results = pd.DataFrame({"model": ["1d", "1d", "2d"], "activation": ["relu", "silu", "relu"], "lr": [0.001, 0.01, 0.001],
+                            "accuracy": [0.30, 0.45, 0.10], "status": ["complete"] * 3, "run_id": ["a", "b", "c"]})
+    fig = plots.accuracy_heatmaps(results)
+    for ax in fig.axes:
+        low, high = ax.collections[0].get_clim()
+        assert low == pytest.approx(100 / 6) and high == pytest.approx(45.0)

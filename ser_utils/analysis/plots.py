@@ -338,7 +338,9 @@ def accuracy_heatmaps(results, models=None, value: str = "accuracy", tied=None):
 
     ``tied``: run ids that cannot be told apart from their model's best run
     (``breakdown.tied_with_best``): their cells get a white frame, so the reader sees which
-    differences are within the noise.
+    differences are within the noise. One colour scale for every panel, from chance (one class in
+    six) to the best run shown, so the colours spend their range where the runs differ; a run
+    below chance gets the darkest colour.
     """
     from matplotlib.patches import Rectangle
 
@@ -348,12 +350,16 @@ def accuracy_heatmaps(results, models=None, value: str = "accuracy", tied=None):
     done = results[results["status"].isin(("complete", "diverged"))] if len(results) else results
     models = list(models or [m for m in config.MODELS if m in set(done.get("model", []))] or config.MODELS)
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), constrained_layout=True, squeeze=False)
+    chance = 100 / len(config.EMOTIONS)
+    best = float(done[value].max()) * 100 if len(done) and value in done and done[value].notna().any() else None
+    vmax = 100.0 if best is None else max(best, chance + 1)  # a sweep at chance still gets a scale
+    top = "100" if best is None else f"the best run ({vmax:.1f})"
     for ax, model in zip(axes[0], models):
         rows = done[done["model"] == model] if len(done) else done
         grid = rows.pivot_table(index="activation", columns="lr", values=value, aggfunc="max") if len(rows) else _empty_grid()
         activations = list(config.ACTIVATIONS) + sorted(set(grid.index) - set(config.ACTIVATIONS))
         grid = grid.reindex(index=activations, columns=sorted(set(config.LEARNING_RATES) | set(grid.columns))).astype(float)
-        sns.heatmap(grid * 100, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax,
+        sns.heatmap(grid * 100, annot=True, fmt=".1f", cmap="viridis", vmin=chance, vmax=vmax, cbar=False, ax=ax,
                     linewidths=0.5, linecolor="white", mask=grid.isna(), xticklabels=True, yticklabels=True)
         ax.set_xticklabels([f"{lr:g}" for lr in grid.columns])
         ax.grid(False)
@@ -361,7 +367,8 @@ def accuracy_heatmaps(results, models=None, value: str = "accuracy", tied=None):
         for run in marked.itertuples():
             x, y = list(grid.columns).index(float(run.lr)), list(grid.index).index(run.activation)
             ax.add_patch(Rectangle((x + 0.04, y + 0.04), 0.92, 0.92, fill=False, edgecolor="white", linewidth=2.5))
-        ax.set_title(f"{model}: test {value} (%)" + ("; framed: tied with the best" if tied is not None else ""))
+        ax.set_title(f"{model}: test {value} (%)" + ("; framed: tied with the best" if tied is not None else "")
+                     + f"\ncolours from chance ({chance:.1f}) to {top}", fontsize=9)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("activation")
     return fig
