@@ -27,6 +27,7 @@ import torch
 from ser_utils import config, features, runs, training
 from ser_utils.data import audio, dataset, decoders
 from ser_utils.analysis import error_analysis
+from tests.processes import pool_workers
 from ser_utils.predict import view, windowing
 from ser_utils.training import checkpoint as inference, runtime
 from ser_utils.predict import predictor as predictor_module
@@ -194,16 +195,7 @@ def test_scoring_workers_are_kept_between_calls_and_a_dead_one_is_a_clear_error(
 
 def _grandchildren() -> list[int]:
     """Live processes two levels below this one (pool workers: children of the fork server)."""
-    def children(pid: int) -> list[int]:
-        found = []
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-        return found
-
-    return [grandchild for child in children(os.getpid()) for grandchild in children(child)]
+    return pool_workers(os.getpid())
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the pool's workers")

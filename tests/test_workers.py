@@ -20,26 +20,12 @@ import pytest
 
 from ser_utils import config, workers
 from ser_utils.data import demo_corpus
+from tests.processes import pool_workers
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the workers")
 
 #: Seconds the command may take to exit once a worker is dead: a hang would run into the minutes.
 EXIT_WITHIN_S = 20
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def pool_workers(pid: int) -> list[int]:
-    """The pool workers of the command ``pid``: children of its fork server."""
-    return [worker for server in children(pid) for worker in children(server)]
 
 
 def run_and_kill_a_worker(args: list[str], wait_s: float = 0.0) -> tuple[subprocess.CompletedProcess, float]:
