@@ -230,3 +230,31 @@ def test_killed_worker_trial_fails_by_heartbeat_and_is_retried(postgres, feature
     assert runs.read_status(runs_dir / "tune-killed-t0001") is None  # killed mid-training: no metrics
     assert runs.read_status(runs_dir / "tune-killed-t0002") == runs.STATUS_VALIDATED
     assert runs.load_run(runs_dir / "tune-killed-t0000")["metrics"] == first  # nothing else touched
+
+
+def test_workers_racing_to_create_the_tables_open_the_storage_again(monkeypatch):
+    """Two workers starting on an empty PostgreSQL database both create Optuna's tables; the loser's
+    IntegrityError ("already exists", seen on the SLURM array) is retried, any other error is not."""
+    from ser_utils.experiments import study_storage
+
+    class IntegrityError(Exception):
+        pass
+
+    calls = []
+
+    def rdb(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise IntegrityError('duplicate key value violates unique constraint: "alembic_version" already exists')
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", rdb)
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    assert study_storage._rdb_storage(optuna, "postgresql+psycopg://x", {}, 10, None) == "storage" and len(calls) == 2
+
+    def refused(url, **kwargs):
+        raise IntegrityError("password authentication failed")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", refused)
+    with pytest.raises(IntegrityError):
+        study_storage._rdb_storage(optuna, "postgresql+psycopg://x", {}, 10, None)

@@ -66,12 +66,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int | None =
     if url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": 10}
     try:
-        with warnings.catch_warnings():  # Optuna calls heartbeats experimental on every storage opened
-            warnings.simplefilter("ignore")
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
-                                                 grace_period=grace_s or GRACE_FACTOR * heartbeat_s,
-                                                 heartbeat_stale_trial_callback=retry)
+        storage = _rdb_storage(optuna, url, engine, heartbeat_s, grace_s)
     except ImportError as err:
         raise UserError(f"--storage {masked(url)}: the database driver is missing ({err}); "
                         "pip install 'psycopg[binary]' for PostgreSQL") from err
@@ -83,6 +78,29 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int | None =
     if url.startswith("sqlite"):
         _fast_commits(storage.engine)
     return storage
+
+
+def _rdb_storage(optuna: Any, url: str, engine: dict[str, Any], heartbeat_s: int, grace_s: int | None,
+                 attempts: int = 6) -> Any:
+    """Optuna's RDBStorage. Workers that start at the same moment on an empty database all create
+    Optuna's tables; the losers of that race get an IntegrityError ("already exists"): they wait
+    for the winner and open the storage again."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # Optuna calls heartbeats experimental on every storage opened
+                warnings.simplefilter("ignore")
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
+                                                  grace_period=grace_s or GRACE_FACTOR * heartbeat_s,
+                                                  heartbeat_stale_trial_callback=retry)
+        except Exception as err:  # noqa: PERF203 - a retry loop
+            racing = type(err).__name__ in ("IntegrityError", "ProgrammingError") and "already exists" in str(err)
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _prepare_sqlite(path: Path) -> None:
